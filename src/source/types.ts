@@ -1,0 +1,74 @@
+/**
+ * The source interface and the records it returns. Instances are parsed into `WsiInstance` (defined by
+ * the slide model in wsi/, which depends on nothing); hex tags stop at the source.
+ */
+import type { WsiInstance } from '../wsi/instance.js';
+
+export type { FramePositions, WsiInstance } from '../wsi/instance.js';
+
+/** One series found in the source, as a QIDO-RS search (or a folder scan) describes it. */
+export interface SeriesSummary {
+  studyUid: string;
+  seriesUid: string;
+  modality: string | undefined;
+  studyDescription: string | undefined;
+  seriesDescription: string | undefined;
+  studyDate: string | undefined;
+  seriesNumber: number | undefined;
+  instanceCount: number | undefined;
+}
+
+/** One frame as the source returned it. */
+export interface Frame {
+  /** 1-based, as in DICOM (PS3.18 frame lists). */
+  frameNumber: number;
+  /** The frame's bytes in `transferSyntaxUid`. */
+  data: Buffer;
+  transferSyntaxUid: string;
+}
+
+/** Addresses one instance of a series. */
+export interface InstanceRef {
+  studyUid: string;
+  seriesUid: string;
+  sopInstanceUid: string;
+}
+
+export interface ListSeriesOptions {
+  /** Index of the first series to return. @default 0 */
+  offset?: number;
+  /** Most series to return. @default 100 */
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The only way in for images. A DICOMweb PACS and a local folder of Part 10 files implement it; the rest
+ * of the gateway does not know which one it talks to.
+ */
+export interface SlideSource {
+  readonly kind: 'dicomweb' | 'folder';
+  /** A description for logs (the PACS base URL without credentials, or the folder path). */
+  readonly description: string;
+  /** Series whose modality is SM. */
+  listSeries(options?: ListSeriesOptions): Promise<SeriesSummary[]>;
+  /**
+   * Every instance of the series, with the attributes a slide needs. Implementations fetch per-instance
+   * metadata when the series metadata is incomplete. Throws NotFoundError for an unknown series.
+   */
+  readSeries(studyUid: string, seriesUid: string, signal?: AbortSignal): Promise<WsiInstance[]>;
+  /**
+   * Frames of one instance, in the order asked, as stored (or in `transferSyntaxUid` when given and the
+   * source can transcode). Many frames per call: the request count, not the bytes, sets a PACS's speed.
+   */
+  readFrames(ref: InstanceRef, frameNumbers: readonly number[], options?: ReadFramesOptions): Promise<Frame[]>;
+  /** Whether the source answers at all (for /readyz). */
+  ping(signal?: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ReadFramesOptions {
+  /** The transfer syntax the instance is stored in, when known: asked for explicitly. */
+  transferSyntaxUid?: string;
+  signal?: AbortSignal;
+}
