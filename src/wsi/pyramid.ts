@@ -31,6 +31,7 @@ function toSlideInstance(instance: WsiInstance): SlideInstance {
   return {
     sopInstanceUid: instance.sopInstanceUid,
     transferSyntaxUid: instance.transferSyntaxUid,
+    numberOfFrames: instance.numberOfFrames,
     frameWidthPx: instance.frameWidthPx,
     frameHeightPx: instance.frameHeightPx,
     samplesPerPixel: instance.samplesPerPixel,

@@ -59,6 +59,7 @@ export interface AssociatedImage extends TiledImage {
 export interface SlideInstance {
   sopInstanceUid: string;
   transferSyntaxUid: string | undefined;
+  numberOfFrames: number;
   frameWidthPx: number;
   frameHeightPx: number;
   samplesPerPixel: number;

@@ -1,0 +1,189 @@
+/**
+ * The gateway's configuration: read from the environment once, validated with every problem reported
+ * at once, frozen, and passed to whatever needs it. Nothing else reads process.env.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+export type UpstreamAuth =
+  | { kind: 'none' }
+  | { kind: 'basic'; username: string; password: string }
+  | { kind: 'bearer'; token: string };
+
+export interface Config {
+  /** TCP port to listen on. @default 8080 */
+  port: number;
+  /** Address to bind. @default '0.0.0.0' */
+  host: string;
+  /** The PACS's DICOMweb base URL (QIDO/WADO root), or undefined to serve a folder. */
+  dicomwebUrl: string | undefined;
+  upstreamAuth: UpstreamAuth;
+  /** Extra headers sent with every PACS request (e.g. an API gateway key). */
+  upstreamHeaders: Readonly<Record<string, string>>;
+  /** Deadline for one PACS request, headers and body, in ms. @default 30000 */
+  upstreamTimeoutMs: number;
+  /** Most concurrent connections to the PACS. @default 16 */
+  upstreamConnections: number;
+  /** Folder of DICOM Part 10 files, served when dicomwebUrl is unset. @default './data/slides' */
+  dicomDir: string;
+  /** Upper bound of the tile cache, in bytes. @default 536870912 (512 MiB) */
+  tileCacheBytes: number;
+  /** Frames fetched together on a tile cache miss (the missed frame and its neighbours). @default 16 */
+  prefetchFrames: number;
+  /** JPEG quality for tiles the gateway re-encodes (JPEG 2000, JPEG-LS, uncompressed). @default 90 */
+  jpegQuality: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Environment variables the gateway reads. A variable with one of our prefixes that is not here is a typo. */
+const KNOWN_KEYS = [
+  'PORT',
+  'HOST',
+  'DICOMWEB_URL',
+  'DICOMWEB_AUTH',
+  'DICOMWEB_USERNAME',
+  'DICOMWEB_PASSWORD',
+  'DICOMWEB_PASSWORD_FILE',
+  'DICOMWEB_TOKEN',
+  'DICOMWEB_TOKEN_FILE',
+  'DICOMWEB_HEADERS',
+  'DICOMWEB_TIMEOUT_MS',
+  'DICOMWEB_CONNECTIONS',
+  'DICOM_DIR',
+  'TILE_CACHE_BYTES',
+  'TILE_PREFETCH_FRAMES',
+  'TILE_JPEG_QUALITY',
+  'LOG_LEVEL',
+] as const;
+const OUR_PREFIXES = ['DICOMWEB_', 'DICOM_', 'TILE_', 'GATEWAY_'];
+
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const bytes = z
+  .string()
+  .regex(/^\s*\d+(\.\d+)?\s*([kmg]i?b?|b)?\s*$/i, 'must be a size in bytes, e.g. 536870912 or 512MiB')
+  .transform((v) => {
+    const [, n, unit] = /^\s*([\d.]+)\s*([a-z]*)\s*$/i.exec(v)!;
+    return Math.floor(Number(n) * BYTE_UNITS[unit!.toLowerCase()]!);
+  })
+  .pipe(z.number().int().min(1024 * 1024, 'must be at least 1 MiB'));
+
+const headers = z
+  .string()
+  .transform((v, ctx) => {
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object of header names to values' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid header name'), z.string()));
+
+const schema = z.object({
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DICOMWEB_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. http://pacs:8042/dicom-web' })
+    .transform((v) => v.replace(/\/+$/, ''))
+    .optional(),
+  DICOMWEB_AUTH: z.enum(['none', 'basic', 'bearer']).optional(),
+  DICOMWEB_USERNAME: z.string().min(1).optional(),
+  DICOMWEB_PASSWORD: z.string().optional(),
+  DICOMWEB_PASSWORD_FILE: z.string().optional(),
+  DICOMWEB_TOKEN: z.string().min(1).optional(),
+  DICOMWEB_TOKEN_FILE: z.string().optional(),
+  DICOMWEB_HEADERS: headers.optional(),
+  DICOMWEB_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  DICOMWEB_CONNECTIONS: int(1, 1024).default(16),
+  DICOM_DIR: z.string().min(1).default('./data/slides'),
+  TILE_CACHE_BYTES: bytes.default(512 * 1024 * 1024),
+  TILE_PREFETCH_FRAMES: int(1, 256).default(16),
+  TILE_JPEG_QUALITY: int(1, 100).default(90),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+function readSecretFile(path: string | undefined, name: string, problems: string[]): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    problems.push(`${name}: cannot read the file ${path}`);
+    return undefined;
+  }
+}
+
+/** Reads and validates the configuration. Throws ConfigError listing every problem. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Readonly<Config> {
+  const problems: string[] = [];
+  const known = new Set<string>(KNOWN_KEYS);
+  for (const key of Object.keys(env)) {
+    if (OUR_PREFIXES.some((p) => key.startsWith(p)) && !known.has(key)) {
+      problems.push(`${key}: unknown setting (known: ${KNOWN_KEYS.filter((k) => OUR_PREFIXES.some((p) => k.startsWith(p))).join(', ')})`);
+    }
+  }
+  // Empty variables count as unset, as a shell user expects of `FOO= npm start`.
+  const input = Object.fromEntries(KNOWN_KEYS.map((k) => [k, env[k] === '' ? undefined : env[k]]));
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  const v = parsed.data;
+  if (!v) throw new ConfigError(problems);
+
+  const password = v.DICOMWEB_PASSWORD ?? readSecretFile(v.DICOMWEB_PASSWORD_FILE, 'DICOMWEB_PASSWORD_FILE', problems);
+  const token = v.DICOMWEB_TOKEN ?? readSecretFile(v.DICOMWEB_TOKEN_FILE, 'DICOMWEB_TOKEN_FILE', problems);
+  const authKind = v.DICOMWEB_AUTH ?? (v.DICOMWEB_USERNAME ? 'basic' : token ? 'bearer' : 'none');
+  let upstreamAuth: UpstreamAuth = { kind: 'none' };
+  if (authKind === 'basic') {
+    if (!v.DICOMWEB_USERNAME) problems.push('DICOMWEB_USERNAME: required for basic auth');
+    if (password === undefined) problems.push('DICOMWEB_PASSWORD or DICOMWEB_PASSWORD_FILE: required for basic auth');
+    upstreamAuth = { kind: 'basic', username: v.DICOMWEB_USERNAME ?? '', password: password ?? '' };
+  } else if (authKind === 'bearer') {
+    if (!token) problems.push('DICOMWEB_TOKEN or DICOMWEB_TOKEN_FILE: required for bearer auth');
+    upstreamAuth = { kind: 'bearer', token: token ?? '' };
+  }
+  if (v.DICOMWEB_URL && /^[a-z]+:\/\/[^/]*@/i.test(v.DICOMWEB_URL)) {
+    problems.push('DICOMWEB_URL: put credentials in DICOMWEB_USERNAME/DICOMWEB_PASSWORD, not in the URL');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    port: v.PORT,
+    host: v.HOST,
+    dicomwebUrl: v.DICOMWEB_URL,
+    upstreamAuth: Object.freeze(upstreamAuth),
+    upstreamHeaders: Object.freeze({ ...v.DICOMWEB_HEADERS }),
+    upstreamTimeoutMs: v.DICOMWEB_TIMEOUT_MS,
+    upstreamConnections: v.DICOMWEB_CONNECTIONS,
+    dicomDir: v.DICOM_DIR,
+    tileCacheBytes: v.TILE_CACHE_BYTES,
+    prefetchFrames: v.TILE_PREFETCH_FRAMES,
+    jpegQuality: v.TILE_JPEG_QUALITY,
+    logLevel: v.LOG_LEVEL,
+  });
+}
+
+/** The configuration without secrets, for the start-up log line. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    port: config.port,
+    host: config.host,
+    source: config.dicomwebUrl ? { dicomweb: config.dicomwebUrl, auth: config.upstreamAuth.kind, extraHeaders: Object.keys(config.upstreamHeaders) } : { folder: config.dicomDir },
+    tileCacheBytes: config.tileCacheBytes,
+    prefetchFrames: config.prefetchFrames,
+  };
+}

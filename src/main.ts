@@ -1,0 +1,60 @@
+/**
+ * Starts the gateway: config from the environment, services, routes, an HTTP server, and an orderly
+ * shutdown on SIGINT/SIGTERM (stop accepting, answer 503 meanwhile, release resources in reverse order).
+ */
+import { mkdirSync } from 'node:fs';
+import { serve } from '@hono/node-server';
+import { createApp, createServices } from './app.js';
+import { ConfigError, describeConfig, loadConfig } from './config/index.js';
+
+function main(): void {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const services = createServices(config);
+  const { logger } = services;
+  if (!config.dicomwebUrl) {
+    mkdirSync(config.dicomDir, { recursive: true });
+    logger.info(
+      `Serving DICOM files from ${config.dicomDir}. To serve a PACS instead, set DICOMWEB_URL ` +
+        '(e.g. DICOMWEB_URL=http://pacs:8042/dicom-web npm start); see README.md for auth settings.',
+    );
+  }
+  const app = createApp(services);
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+    logger.info({ config: describeConfig(config), address: `http://${info.address}:${info.port}` }, 'gateway listening');
+  });
+  server.on('error', (error) => {
+    logger.fatal({ err: error }, 'cannot listen');
+    process.exit(1);
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const deadline = setTimeout(() => process.exit(1), 10_000).unref();
+    server.close(() => {
+      void services.close().finally(() => {
+        clearTimeout(deadline);
+        process.exit(0);
+      });
+    });
+    // Requests still arriving on kept-alive connections get 503 from the app until the server closes.
+    void services.close();
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  // A failure nobody awaited must not take the gateway down: log it and carry on.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+}
+
+main();

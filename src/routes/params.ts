@@ -1,0 +1,25 @@
+/** Validation of path and query parameters: every caller mistake becomes a 400 with a clear message. */
+import { BadRequestError } from '../errors.js';
+
+/** A DICOM UID: digits and dots, at most 64 characters (PS3.5 §9.1). */
+const UID = /^[0-9]+(\.[0-9]+)*$/;
+
+export function parseUid(value: string | undefined, name: string): string {
+  if (!value || value.length > 64 || !UID.test(value)) {
+    throw new BadRequestError(`${name} must be a DICOM UID (digits and dots, at most 64 characters)`, 'INVALID_UID');
+  }
+  return value;
+}
+
+/** A non-negative integer path or query parameter, within [min, max]. */
+export function parseIndex(value: string | undefined, name: string, { min = 0, max = 1_000_000_000 } = {}): number {
+  if (value === undefined || !/^\d{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new BadRequestError(`${name} must be a whole number from ${min} to ${max}`, 'INVALID_PARAMETER');
+  }
+  return Number(value);
+}
+
+/** An optional integer query parameter with a default. */
+export function parseOptionalIndex(value: string | undefined, name: string, fallback: number, range: { min?: number; max?: number }): number {
+  return value === undefined || value === '' ? fallback : parseIndex(value, name, range);
+}

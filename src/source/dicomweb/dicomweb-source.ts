@@ -1,0 +1,138 @@
+/**
+ * A DICOMweb PACS as a slide source: QIDO-RS for the series list, WADO-RS series metadata (with
+ * per-instance metadata when the series metadata is incomplete), and WADO-RS frames, many per request,
+ * parsed from multipart/related as they stream in.
+ */
+import { UpstreamError } from '../../errors.js';
+import { parseSeriesSummary, parseWsiInstance, QIDO_SERIES_FIELDS, type DicomJson } from '../dicom-json.js';
+import type { Frame, InstanceRef, ListSeriesOptions, ReadFramesOptions, SeriesSummary, SlideSource, WsiInstance } from '../types.js';
+import { createHttpClient, toUpstreamError, type HttpClientOptions } from './http.js';
+import { MultipartError, parseContentType, parseMultipart, readTransferSyntaxParam } from './multipart.js';
+
+/** Media type of a frame in a transfer syntax (PS3.18 Table 8.7.3-5). */
+function frameMediaType(transferSyntaxUid: string): string {
+  if (transferSyntaxUid.startsWith('1.2.840.10008.1.2.4.5') || transferSyntaxUid === '1.2.840.10008.1.2.4.70') return 'image/jpeg';
+  if (transferSyntaxUid === '1.2.840.10008.1.2.4.80' || transferSyntaxUid === '1.2.840.10008.1.2.4.81') return 'image/jls';
+  if (transferSyntaxUid === '1.2.840.10008.1.2.4.90' || transferSyntaxUid === '1.2.840.10008.1.2.4.91') return 'image/jp2';
+  if (transferSyntaxUid.startsWith('1.2.840.10008.1.2.4.20')) return 'image/jphc';
+  return 'application/octet-stream';
+}
+
+/**
+ * The Accept header for frames: always with an explicit transfer syntax. Without one, Orthanc transcodes
+ * JPEG to lossless JPEG (10x larger); with the stored syntax, JPEG comes back byte for byte. When the
+ * metadata does not say how frames are stored, `*` asks for them as stored.
+ */
+export function frameAcceptHeader(transferSyntaxUid: string | undefined): string {
+  if (!transferSyntaxUid) return 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
+  return `multipart/related; type="${frameMediaType(transferSyntaxUid)}"; transfer-syntax=${transferSyntaxUid}`;
+}
+
+/** Frame lists are cut so that request URLs stay well under the 8 KB many servers accept. */
+const MAX_FRAME_LIST_CHARS = 2000;
+
+function chunkFrameNumbers(frameNumbers: readonly number[]): number[][] {
+  const chunks: number[][] = [];
+  let current: number[] = [];
+  let chars = 0;
+  for (const n of frameNumbers) {
+    const len = String(n).length + 1;
+    if (current.length > 0 && chars + len > MAX_FRAME_LIST_CHARS) {
+      chunks.push(current);
+      current = [];
+      chars = 0;
+    }
+    current.push(n);
+    chars += len;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+const INSTANCE_METADATA_CONCURRENCY = 4;
+
+export function createDicomwebSource(options: HttpClientOptions): SlideSource {
+  const http = createHttpClient(options);
+  const seriesPath = (studyUid: string, seriesUid: string) => `/studies/${studyUid}/series/${seriesUid}`;
+
+  async function readDatasets(path: string, what: string, signal?: AbortSignal): Promise<DicomJson[]> {
+    const json = await http.getJson(path, { what, signal });
+    if (!Array.isArray(json)) throw new UpstreamError(`The PACS's ${what} answer is not a JSON array`);
+    return json.filter((d): d is DicomJson => typeof d === 'object' && d !== null);
+  }
+
+  async function readFrameChunk(ref: InstanceRef, frameNumbers: number[], options: ReadFramesOptions): Promise<Frame[]> {
+    const what = 'frames';
+    const path = `${seriesPath(ref.studyUid, ref.seriesUid)}/instances/${ref.sopInstanceUid}/frames/${frameNumbers.join(',')}`;
+    const response = await http.get(path, { accept: frameAcceptHeader(options.transferSyntaxUid), signal: options.signal, what });
+    const contentType = parseContentType(response.contentType);
+    const defaultSyntax = readTransferSyntaxParam(contentType) ?? options.transferSyntaxUid;
+    const frames: Frame[] = [];
+    try {
+      if (contentType.mediaType !== 'multipart/related') {
+        // A single-part answer (some servers do this for one frame).
+        const data = Buffer.from(await response.body.arrayBuffer());
+        frames.push({ frameNumber: frameNumbers[0]!, data, transferSyntaxUid: defaultSyntax ?? '1.2.840.10008.1.2.1' });
+      } else {
+        for await (const part of parseMultipart(response.body, contentType.params['boundary'] ?? '')) {
+          const frameNumber = frameNumbers[frames.length];
+          if (frameNumber === undefined) throw new UpstreamError('The PACS sent more frames than were asked for');
+          const partType = part.headers['content-type'];
+          // Each part says its own transfer syntax; fall back to the response's, then to what we asked.
+          const transferSyntaxUid = (partType && readTransferSyntaxParam(parseContentType(partType))) ?? defaultSyntax;
+          frames.push({ frameNumber, data: part.data, transferSyntaxUid: transferSyntaxUid ?? '1.2.840.10008.1.2.1' });
+        }
+      }
+    } catch (error) {
+      response.body.destroy();
+      if (error instanceof MultipartError) throw new UpstreamError(`The PACS's frames answer is malformed: ${error.message}`, { cause: error });
+      throw toUpstreamError(error, what, options.signal);
+    }
+    if (frames.length !== frameNumbers.length) {
+      throw new UpstreamError(`The PACS sent ${frames.length} of the ${frameNumbers.length} frames asked for`);
+    }
+    return frames;
+  }
+
+  return {
+    kind: 'dicomweb',
+    description: http.baseUrl,
+
+    async listSeries({ offset = 0, limit = 100, signal }: ListSeriesOptions = {}): Promise<SeriesSummary[]> {
+      const fields = QIDO_SERIES_FIELDS.map((f) => `includefield=${f}`).join('&');
+      const datasets = await readDatasets(`/series?Modality=SM&${fields}&offset=${offset}&limit=${limit}`, 'series search', signal);
+      return datasets.map(parseSeriesSummary).filter((s): s is SeriesSummary => s !== undefined);
+    },
+
+    async readSeries(studyUid, seriesUid, signal): Promise<WsiInstance[]> {
+      const datasets = await readDatasets(`${seriesPath(studyUid, seriesUid)}/metadata`, 'series metadata', signal);
+      const instances = datasets.map(parseWsiInstance).filter((i): i is WsiInstance => i !== undefined);
+      // A PACS configured to return only main tags (Orthanc's default "MainDicomTags") leaves out what
+      // geometry needs: ask for each incomplete instance's own metadata, a few at a time.
+      const incomplete = instances.filter((i) => i.missing.length > 0);
+      for (let start = 0; start < incomplete.length; start += INSTANCE_METADATA_CONCURRENCY) {
+        await Promise.all(
+          incomplete.slice(start, start + INSTANCE_METADATA_CONCURRENCY).map(async (partial) => {
+            const path = `${seriesPath(studyUid, seriesUid)}/instances/${partial.sopInstanceUid}/metadata`;
+            const [dataset] = await readDatasets(path, 'instance metadata', signal);
+            const full = dataset && parseWsiInstance(dataset);
+            if (full) instances[instances.indexOf(partial)] = full;
+          }),
+        );
+      }
+      return instances;
+    },
+
+    async readFrames(ref, frameNumbers, options = {}): Promise<Frame[]> {
+      if (frameNumbers.length === 0) return [];
+      const chunks = await Promise.all(chunkFrameNumbers(frameNumbers).map((chunk) => readFrameChunk(ref, chunk, options)));
+      return chunks.flat();
+    },
+
+    async ping(signal) {
+      await readDatasets('/series?Modality=SM&limit=1', 'series search', signal);
+    },
+
+    close: () => http.close(),
+  };
+}

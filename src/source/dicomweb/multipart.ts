@@ -1,0 +1,142 @@
+/**
+ * multipart/related (RFC 2046 §5.1, as DICOMweb uses it in PS3.18 §8.7.1) parsed as a stream: parts
+ * are yielded as soon as their closing delimiter arrives, and a part's bytes are copied once, so a
+ * 10 MB part costs 10 MB, not its square. Orthanc sends no Content-Length on multi-frame answers, so
+ * the delimiters are all we have.
+ */
+
+export interface MultipartPart {
+  /** Part headers, names lower-cased. */
+  headers: Record<string, string>;
+  data: Buffer;
+}
+
+export class MultipartError extends Error {}
+
+export interface ContentType {
+  /** Lower-cased `type/subtype`. */
+  mediaType: string;
+  /** Parameters, names lower-cased, values unquoted. */
+  params: Record<string, string>;
+}
+
+/**
+ * Parses a Content-Type header, honouring quoted parameter values that themselves contain `;` and `=`:
+ * Orthanc answers `multipart/related; type="image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50"; boundary=...`.
+ */
+export function parseContentType(header: string): ContentType {
+  const params: Record<string, string> = {};
+  let i = header.indexOf(';');
+  const mediaType = (i < 0 ? header : header.slice(0, i)).trim().toLowerCase();
+  while (i >= 0 && i < header.length) {
+    i++;
+    const eq = header.indexOf('=', i);
+    if (eq < 0) break;
+    const name = header.slice(i, eq).trim().toLowerCase();
+    let value: string;
+    let j = eq + 1;
+    while (header[j] === ' ') j++;
+    if (header[j] === '"') {
+      let end = j + 1;
+      value = '';
+      while (end < header.length && header[end] !== '"') {
+        if (header[end] === '\\' && end + 1 < header.length) end++;
+        value += header[end];
+        end++;
+      }
+      i = header.indexOf(';', end);
+    } else {
+      const end = header.indexOf(';', j);
+      value = (end < 0 ? header.slice(j) : header.slice(j, end)).trim();
+      i = end;
+    }
+    if (name) params[name] = value;
+  }
+  return { mediaType, params };
+}
+
+/**
+ * The transfer syntax of a DICOMweb part or response: a `transfer-syntax` parameter, or one nested in
+ * the quoted `type` parameter of a multipart Content-Type (Orthanc's form).
+ */
+export function readTransferSyntaxParam(contentType: ContentType): string | undefined {
+  const direct = contentType.params['transfer-syntax'];
+  if (direct) return direct;
+  const inner = contentType.params['type'];
+  return inner ? parseContentType(inner).params['transfer-syntax'] : undefined;
+}
+
+const CRLF = Buffer.from('\r\n');
+const HEADER_END = Buffer.from('\r\n\r\n');
+
+function parseHeaders(block: Buffer): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const line of block.toString('latin1').split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+/** Yields the parts of a multipart body. Throws MultipartError when the body ends before the close delimiter. */
+export async function* parseMultipart(body: AsyncIterable<Uint8Array>, boundary: string): AsyncGenerator<MultipartPart> {
+  if (!boundary || boundary.length > 200) throw new MultipartError('Missing or invalid multipart boundary');
+  // Every delimiter is CRLF "--" boundary; prefixing the body with CRLF makes the first one match too.
+  const delimiter = Buffer.from(`\r\n--${boundary}`);
+  let tail: Buffer = Buffer.from(CRLF);
+  let state: 'preamble' | 'after-delimiter' | 'headers' | 'body' | 'done' = 'preamble';
+  let headers: Record<string, string> = {};
+  let bodyChunks: Buffer[] = [];
+
+  for await (const chunk of body) {
+    tail = tail.length === 0 ? Buffer.from(chunk) : Buffer.concat([tail, chunk]);
+    for (;;) {
+      if (state === 'preamble' || state === 'body') {
+        const at = tail.indexOf(delimiter);
+        if (at < 0) {
+          // Keep just enough to find a delimiter that straddles this chunk and the next.
+          const keep = Math.min(tail.length, delimiter.length - 1);
+          if (state === 'body' && tail.length > keep) bodyChunks.push(tail.subarray(0, tail.length - keep));
+          tail = tail.subarray(tail.length - keep);
+          break;
+        }
+        if (state === 'body') {
+          bodyChunks.push(tail.subarray(0, at));
+          const data = bodyChunks.length === 1 ? Buffer.from(bodyChunks[0]!) : Buffer.concat(bodyChunks);
+          bodyChunks = [];
+          yield { headers, data };
+        }
+        tail = tail.subarray(at + delimiter.length);
+        state = 'after-delimiter';
+      } else if (state === 'after-delimiter') {
+        if (tail.length < 2) break;
+        if (tail[0] === 0x2d && tail[1] === 0x2d) {
+          state = 'done';
+          return;
+        }
+        const eol = tail.indexOf(CRLF); // transport padding may precede it
+        if (eol < 0) break;
+        tail = tail.subarray(eol + 2);
+        state = 'headers';
+      } else if (state === 'headers') {
+        if (tail.length >= 2 && tail[0] === 0x0d && tail[1] === 0x0a) {
+          headers = {};
+          tail = tail.subarray(2);
+          state = 'body';
+          continue;
+        }
+        const end = tail.indexOf(HEADER_END);
+        if (end < 0) {
+          if (tail.length > 64 * 1024) throw new MultipartError('Multipart part headers are too long');
+          break;
+        }
+        headers = parseHeaders(tail.subarray(0, end));
+        tail = tail.subarray(end + HEADER_END.length);
+        state = 'body';
+      } else {
+        return;
+      }
+    }
+  }
+  throw new MultipartError('The multipart body ended before its close delimiter (truncated answer)');
+}

@@ -1,0 +1,182 @@
+/**
+ * Frames in memory, bounded in bytes (lru-cache), fetched from the source in batches: misses that
+ * arrive together for one instance, plus their neighbours, go out as one multi-frame request, and a
+ * frame already on its way is awaited rather than asked for again.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Frame, SlideSource } from '../source/types.js';
+
+/** A cached frame: as stored (`encoded` false) or already made into a browser JPEG. */
+export interface CachedFrame {
+  data: Buffer;
+  transferSyntaxUid: string;
+  /** True when `data` is the JPEG a browser gets (passthrough or re-encoded). */
+  isBrowserJpeg: boolean;
+}
+
+export interface FrameAddress {
+  studyUid: string;
+  seriesUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string | undefined;
+  /** Frames in the instance, to keep neighbours in range. */
+  numberOfFrames: number;
+}
+
+export interface FrameCacheOptions {
+  source: SlideSource;
+  /** Upper bound of cached bytes. */
+  maxBytes: number;
+  /** Frames per request on a miss: the missed ones and their neighbours. */
+  prefetchFrames: number;
+}
+
+export interface FrameCacheStats {
+  hits: number;
+  misses: number;
+  requests: number;
+  framesFetched: number;
+  bytes: number;
+  entries: number;
+}
+
+interface Pending {
+  address: FrameAddress;
+  wanted: Map<number, Array<{ resolve: (f: CachedFrame) => void; reject: (e: unknown) => void }>>;
+}
+
+const ENTRY_OVERHEAD_BYTES = 96;
+
+export function frameKey(sopInstanceUid: string, frameNumber: number): string {
+  return `${sopInstanceUid}/${frameNumber}`;
+}
+
+export function createFrameCache({ source, maxBytes, prefetchFrames }: FrameCacheOptions) {
+  const cache = new LRUCache<string, CachedFrame>({
+    maxSize: maxBytes,
+    sizeCalculation: (v) => v.data.length + ENTRY_OVERHEAD_BYTES,
+  });
+  const inFlight = new Map<string, Promise<CachedFrame>>();
+  const pending = new Map<string, Pending>();
+  const stats = { hits: 0, misses: 0, requests: 0, framesFetched: 0 };
+  let flushScheduled = false;
+
+  /** Neighbours of the wanted frames in frame order (row neighbours in TILED_FULL and most sparse files). */
+  function withNeighbours(address: FrameAddress, wanted: number[]): number[] {
+    const chosen = new Set(wanted);
+    const budget = Math.max(prefetchFrames, wanted.length);
+    for (let distance = 1; chosen.size < budget && distance <= prefetchFrames; distance++) {
+      for (const n of wanted) {
+        // Ahead first: viewers and patch grids walk rows left to right.
+        for (const candidate of [n + distance, n - distance]) {
+          if (chosen.size >= budget) break;
+          if (candidate < 1 || candidate > address.numberOfFrames || chosen.has(candidate)) continue;
+          const key = frameKey(address.sopInstanceUid, candidate);
+          if (cache.has(key) || inFlight.has(key)) continue;
+          chosen.add(candidate);
+        }
+      }
+    }
+    return [...chosen].sort((a, b) => a - b);
+  }
+
+  async function fetchBatch({ address, wanted }: Pending): Promise<void> {
+    const frameNumbers = withNeighbours(address, [...wanted.keys()]);
+    const settle = new Map<number, { resolve: (f: CachedFrame) => void; reject: (e: unknown) => void }>();
+    for (const n of frameNumbers) {
+      const key = frameKey(address.sopInstanceUid, n);
+      if (wanted.has(n)) continue; // already registered in inFlight by get()
+      let resolve!: (f: CachedFrame) => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<CachedFrame>((res, rej) => ((resolve = res), (reject = rej)));
+      promise.catch(() => undefined); // a failed prefetch nobody waited for is not an unhandled rejection
+      inFlight.set(key, promise);
+      settle.set(n, { resolve, reject });
+    }
+    for (const [n, waiters] of wanted) {
+      settle.set(n, { resolve: (f) => waiters.forEach((w) => w.resolve(f)), reject: (e) => waiters.forEach((w) => w.reject(e)) });
+    }
+    stats.requests++;
+    let frames: Frame[] = [];
+    let failure: unknown;
+    try {
+      frames = await source.readFrames(address, frameNumbers, { transferSyntaxUid: address.transferSyntaxUid });
+    } catch (error) {
+      failure = error;
+    }
+    stats.framesFetched += frames.length;
+    for (const frame of frames) {
+      const value: CachedFrame = { data: frame.data, transferSyntaxUid: frame.transferSyntaxUid, isBrowserJpeg: false };
+      cache.set(frameKey(address.sopInstanceUid, frame.frameNumber), value);
+      inFlight.delete(frameKey(address.sopInstanceUid, frame.frameNumber));
+      settle.get(frame.frameNumber)?.resolve(value);
+      settle.delete(frame.frameNumber);
+    }
+    for (const [n, s] of settle) {
+      inFlight.delete(frameKey(address.sopInstanceUid, n));
+      s.reject(failure ?? new Error(`Frame ${n} missing from the answer`));
+    }
+  }
+
+  function flush(): void {
+    flushScheduled = false;
+    const batches = [...pending.values()];
+    pending.clear();
+    for (const batch of batches) void fetchBatch(batch);
+  }
+
+  return {
+    /** The frame, from memory or fetched (batched with other misses of this tick and neighbours). */
+    get(address: FrameAddress, frameNumber: number): Promise<CachedFrame> {
+      const key = frameKey(address.sopInstanceUid, frameNumber);
+      const cached = cache.get(key);
+      if (cached) {
+        stats.hits++;
+        return Promise.resolve(cached);
+      }
+      const flying = inFlight.get(key);
+      if (flying) {
+        stats.hits++;
+        return flying;
+      }
+      stats.misses++;
+      let batch = pending.get(address.sopInstanceUid);
+      if (!batch) {
+        batch = { address, wanted: new Map() };
+        pending.set(address.sopInstanceUid, batch);
+      }
+      const promise = new Promise<CachedFrame>((resolve, reject) => {
+        const waiters = batch.wanted.get(frameNumber) ?? [];
+        waiters.push({ resolve, reject });
+        batch.wanted.set(frameNumber, waiters);
+      });
+      inFlight.set(key, promise);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        // setImmediate runs after this round of I/O callbacks: requests that arrived together batch together.
+        setImmediate(flush);
+      }
+      return promise;
+    },
+
+    /** Whether the frame is in memory (no fetch). */
+    peek(sopInstanceUid: string, frameNumber: number): CachedFrame | undefined {
+      return cache.get(frameKey(sopInstanceUid, frameNumber));
+    },
+
+    /** Replaces a cached frame with its browser JPEG, so the next request skips the transcode. */
+    store(sopInstanceUid: string, frameNumber: number, value: CachedFrame): void {
+      cache.set(frameKey(sopInstanceUid, frameNumber), value);
+    },
+
+    stats(): FrameCacheStats {
+      return { ...stats, bytes: cache.calculatedSize, entries: cache.size };
+    },
+
+    clear(): void {
+      cache.clear();
+    },
+  };
+}
+
+export type FrameCache = ReturnType<typeof createFrameCache>;
