@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Debian packages the tests and benchmarks need: a real Orthanc PACS with its DICOMweb and WSI plugins,
+# dcmtk and libvips (independent reference decoders), wrk (load generator for bench/). Run as root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  orthanc orthanc-dicomweb orthanc-wsi dcmtk libvips-tools wrk >/dev/null
+# The orthanc package registers a system service on port 8042; the tests start their own on free ports.
+echo "test dependencies installed: $(Orthanc --version 2>/dev/null | head -1), $(vips --version)"
