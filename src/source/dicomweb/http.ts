@@ -71,6 +71,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const agent = new Agent({
     connections: options.connections,
     keepAliveTimeout: 30_000,
+    // Orthanc says `Keep-Alive: timeout=1`; with undici's default 2 s safety margin no connection would
+    // ever be reused (one TCP handshake per request). 100 ms still avoids racing the server's close.
+    keepAliveTimeoutThreshold: 100,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
     connect: { timeout: Math.min(timeoutMs, 10_000) },
