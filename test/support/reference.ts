@@ -1,0 +1,67 @@
+/** Independent reference decodes for comparing gateway tiles: Debian's libvips (with OpenJPEG and OpenSlide). */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+
+const run = promisify(execFile);
+
+export interface Pixels {
+  data: Buffer;
+  widthPx: number;
+  heightPx: number;
+}
+
+/** Decodes any image sharp reads (JPEG tiles) to RGB. */
+export async function decodeWithSharp(bytes: Buffer): Promise<Pixels> {
+  const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return { data, widthPx: info.width, heightPx: info.height };
+}
+
+/** Runs `vips` on an input file and reads the result back as RGB. */
+async function viaVips(args: (dir: string, out: string) => Promise<string[]>): Promise<Pixels> {
+  const dir = await mkdtemp(join(tmpdir(), 'ref-'));
+  try {
+    const out = join(dir, 'out.png');
+    await run('vips', await args(dir, out));
+    return await decodeWithSharp(await readFile(out));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A JPEG 2000 codestream decoded by libvips/OpenJPEG. */
+export function decodeJ2kWithVips(codestream: Buffer): Promise<Pixels> {
+  return viaVips(async (dir, out) => {
+    const input = join(dir, 'frame.j2k');
+    await writeFile(input, codestream);
+    return ['copy', input, out];
+  });
+}
+
+/** A region of an OpenSlide-readable file (the SVS) at full resolution. */
+export function readSlideRegion(path: string, leftPx: number, topPx: number, widthPx: number, heightPx: number): Promise<Pixels> {
+  return viaVips(async (_dir, out) => ['crop', path, out, String(leftPx), String(topPx), String(widthPx), String(heightPx)]);
+}
+
+/** Mean absolute difference per sample over the overlapping area (top-left aligned). */
+export function meanAbsDiff(a: Pixels, b: Pixels): number {
+  const w = Math.min(a.widthPx, b.widthPx);
+  const h = Math.min(a.heightPx, b.heightPx);
+  let sum = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w * 3; x++) sum += Math.abs(a.data[y * a.widthPx * 3 + x]! - b.data[y * b.widthPx * 3 + x]!);
+  }
+  return sum / (w * h * 3);
+}
+
+/**
+ * "Within JPEG tolerance", made precise: the error of JPEG-encoding the reference itself at `quality`
+ * (what any correct re-encode must cost), plus a small margin for decoder rounding.
+ */
+export async function computeJpegTolerance(reference: Pixels, quality = 90): Promise<number> {
+  const encoded = await sharp(reference.data, { raw: { width: reference.widthPx, height: reference.heightPx, channels: 3 } }).jpeg({ quality }).toBuffer();
+  return meanAbsDiff(await decodeWithSharp(encoded), reference) + 1;
+}
