@@ -3,7 +3,7 @@
  * per-instance metadata when the series metadata is incomplete), and WADO-RS frames, many per request,
  * parsed from multipart/related as they stream in.
  */
-import { UpstreamError } from '../../errors.js';
+import { NotFoundError, UpstreamError } from '../../errors.js';
 import { parseSeriesSummary, parseWsiInstance, QIDO_SERIES_FIELDS, type DicomJson } from '../dicom-json.js';
 import type { Frame, InstanceRef, ListSeriesOptions, ReadFramesOptions, SeriesSummary, SlideSource, WsiInstance } from '../types.js';
 import { createHttpClient, toUpstreamError, type HttpClientOptions } from './http.js';
@@ -107,6 +107,8 @@ export function createDicomwebSource(options: HttpClientOptions): SlideSource {
     async readSeries(studyUid, seriesUid, signal): Promise<WsiInstance[]> {
       const datasets = await readDatasets(`${seriesPath(studyUid, seriesUid)}/metadata`, 'series metadata', signal);
       const instances = datasets.map(parseWsiInstance).filter((i): i is WsiInstance => i !== undefined);
+      // Some servers answer an unknown series with an empty list rather than 404.
+      if (instances.length === 0) throw new NotFoundError('The PACS has no such series', 'UPSTREAM_NOT_FOUND');
       // A PACS configured to return only main tags (Orthanc's default "MainDicomTags") leaves out what
       // geometry needs: ask for each incomplete instance's own metadata, a few at a time.
       const incomplete = instances.filter((i) => i.missing.length > 0);

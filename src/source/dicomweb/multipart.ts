@@ -84,7 +84,7 @@ export async function* parseMultipart(body: AsyncIterable<Uint8Array>, boundary:
   // Every delimiter is CRLF "--" boundary; prefixing the body with CRLF makes the first one match too.
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   let tail: Buffer = Buffer.from(CRLF);
-  let state: 'preamble' | 'after-delimiter' | 'headers' | 'body' | 'done' = 'preamble';
+  let state: 'preamble' | 'after-delimiter' | 'headers' | 'body' = 'preamble';
   let headers: Record<string, string> = {};
   let bodyChunks: Buffer[] = [];
 
@@ -110,10 +110,7 @@ export async function* parseMultipart(body: AsyncIterable<Uint8Array>, boundary:
         state = 'after-delimiter';
       } else if (state === 'after-delimiter') {
         if (tail.length < 2) break;
-        if (tail[0] === 0x2d && tail[1] === 0x2d) {
-          state = 'done';
-          return;
-        }
+        if (tail[0] === 0x2d && tail[1] === 0x2d) return; // the close delimiter
         const eol = tail.indexOf(CRLF); // transport padding may precede it
         if (eol < 0) break;
         tail = tail.subarray(eol + 2);
@@ -133,8 +130,6 @@ export async function* parseMultipart(body: AsyncIterable<Uint8Array>, boundary:
         headers = parseHeaders(tail.subarray(0, end));
         tail = tail.subarray(end + HEADER_END.length);
         state = 'body';
-      } else {
-        return;
       }
     }
   }

@@ -1,0 +1,86 @@
+import { CodecError } from './codec-error.js';
+import { computeRgbImage } from './colour.js';
+import { decodeJpegToRgb, encodeRgbToJpeg } from './jpeg.js';
+import { readNativeSamples } from './native.js';
+import { checkPixelFormat, computeColourModel } from './pixel-format.js';
+import { TransferSyntax, getCodecKind, isJpegBaselineSyntax } from './transfer-syntax.js';
+import type { FramePixelFormat, RgbImage } from './types.js';
+import { decodeJ2kSamples, decodeJpegLsSamples } from './wasm-decode.js';
+
+/** Options for producing a browser JPEG. */
+export interface JpegOptions {
+  /**
+   * libjpeg quality, 1-100.
+   * @default 90
+   */
+  quality?: number;
+}
+
+/**
+ * Decodes one frame, as the PACS stores it in the given transfer syntax, to 8-bit RGB. Deeper
+ * samples are scaled from their stored range, monochrome is replicated (MONOCHROME1 inverted), and
+ * YBR is converted where the codec has not already done so.
+ *
+ * @param data the bytes of one frame: a native frame (already inflated for deflated syntaxes) or one
+ *   encapsulated frame's codestream.
+ * @throws CodecError when the syntax or pixel format is unsupported or the frame is corrupt.
+ */
+export async function decodeFrame(
+  data: Uint8Array,
+  transferSyntaxUid: string,
+  format: FramePixelFormat,
+): Promise<RgbImage> {
+  const kind = getCodecKind(transferSyntaxUid);
+  if (kind === undefined) {
+    throw new CodecError(`Unsupported transfer syntax ${transferSyntaxUid}`);
+  }
+  checkPixelFormat(format);
+  const photometric = format.photometricInterpretation;
+  if ((photometric === 'YBR_ICT' || photometric === 'YBR_RCT') && kind !== 'jpeg2000') {
+    // PS3.3 C.7.6.3.1.2: these name JPEG 2000's component transforms and mean nothing elsewhere.
+    throw new CodecError(`${photometric} is only valid for JPEG 2000 frames`);
+  }
+  switch (kind) {
+    case 'native': {
+      const isBigEndian = transferSyntaxUid === TransferSyntax.explicitVrBigEndian;
+      const samples = readNativeSamples(data, format, isBigEndian);
+      return computeRgbImage(samples, computeColourModel(format, false));
+    }
+    case 'jpeg':
+      return decodeJpegToRgb(data, format);
+    case 'jpeg-ls': {
+      const samples = await decodeJpegLsSamples(data, format);
+      return computeRgbImage(samples, computeColourModel(format, false));
+    }
+    case 'jpeg2000': {
+      const { samples, isDecoderOutputRgb } = await decodeJ2kSamples(data, format);
+      return computeRgbImage(samples, computeColourModel(format, isDecoderOutputRgb));
+    }
+  }
+}
+
+/**
+ * Encodes RGB pixels as a baseline JPEG for the browser.
+ * @throws RangeError for a quality outside 1-100; CodecError when encoding fails.
+ */
+export async function encodeJpeg(image: RgbImage, options: JpegOptions = {}): Promise<Buffer> {
+  const { quality = 90 } = options;
+  return encodeRgbToJpeg(image, quality);
+}
+
+/**
+ * A frame as a JPEG a browser can show. A JPEG baseline frame is returned unchanged (the same
+ * bytes, not a copy, and not re-encoded, so no generation loss), except MONOCHROME1, which a
+ * browser would show inverted. Anything else is decoded and encoded.
+ */
+export async function transcodeFrameToJpeg(
+  data: Uint8Array,
+  transferSyntaxUid: string,
+  format: FramePixelFormat,
+  options: JpegOptions = {},
+): Promise<Buffer> {
+  if (isJpegBaselineSyntax(transferSyntaxUid) && format.photometricInterpretation !== 'MONOCHROME1') {
+    return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  }
+  return encodeJpeg(await decodeFrame(data, transferSyntaxUid, format), options);
+}
