@@ -26,7 +26,7 @@ afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
 const hasTool = (name: string): boolean => spawnSync(name, ['--version']).error === undefined;
 const hasVips = hasTool('vips');
-const hasDcmtk = hasTool('dcmj2pnm') && hasTool('dcmdjpls');
+const hasDcmtk = hasTool('dcmj2pnm') && hasTool('dcmdjpls') && hasTool('dcmcjpls');
 const hasOpjCompress = hasTool('opj_compress');
 const hasOpenJph = hasTool('ojph_compress') && hasTool('ojph_expand');
 
@@ -84,29 +84,24 @@ function run(command: string, args: string[]): void {
   if (result.status !== 0) throw new Error(`${command} failed: ${result.stderr}`);
 }
 
-/** Pixels of a binary PGM/PPM (P5/P6, maxval 255), as vips, dcmtk and OpenJPH write them. */
+/** Pixels of a binary PGM/PPM (P5/P6, maxval 255, '#' comments), as vips, dcmtk and OpenJPH write. */
 function readPnm(path: string): Buffer {
   const bytes = readFileSync(path);
-  const tokens: string[] = [];
-  let offset = 0;
-  while (tokens.length < 4) {
-    while (/\s/.test(String.fromCharCode(bytes[offset] ?? 0))) offset++;
-    if (bytes[offset] === 0x23) {
-      while (bytes[offset] !== 0x0a) offset++; // a '#' comment runs to the end of the line
-      continue;
-    }
-    const start = offset;
-    while (!/\s/.test(String.fromCharCode(bytes[offset] ?? 0x20))) offset++;
-    tokens.push(bytes.subarray(start, offset).toString('latin1'));
-  }
-  expect(tokens[3]).toBe('255');
-  return bytes.subarray(offset + 1);
+  const gap = String.raw`(?:\s|#[^\n]*\n)+`; // whitespace and comment lines
+  const header = new RegExp(`^P[56]${gap}\\d+${gap}\\d+${gap}255\\s`).exec(bytes.toString('latin1', 0, 256));
+  if (!header) throw new Error(`${path} is not an 8-bit binary PNM`);
+  return bytes.subarray(header[0].length);
 }
 
 function writeTemp(name: string, data: Uint8Array): string {
   const path = join(workDir, name);
   writeFileSync(path, data);
   return path;
+}
+
+/** Writes 8-bit RGB pixels as a binary PPM, the input format of opj_compress and ojph_compress. */
+function writePpm(name: string, rgb: Uint8Array, widthPx = 256, heightPx = 256): string {
+  return writeTemp(name, Buffer.concat([Buffer.from(`P6\n${widthPx} ${heightPx}\n255\n`), rgb]));
 }
 
 /** A JPEG 2000 codestream or JP2 file decoded by libvips (its own OpenJPEG, native code). */
@@ -195,19 +190,22 @@ describe.skipIf(!hasVips)('JPEG 2000 against libvips (needs vips)', () => {
 
   it('decodes a genuine YBR_FULL_422 codestream (half-width chroma, in a JP2 file) like vips', async () => {
     const reference = decodeWithVips(readDicom(j2kFiles[0] ?? '').frames[3] ?? new Uint8Array());
-    const source = writeTemp('rgb.ppm', Buffer.concat([Buffer.from('P6\n256 256\n255\n'), reference]));
+    const source = writePpm('rgb.ppm', reference);
     const subsampled = join(workDir, 'subsampled.jp2');
     run('vips', ['jp2ksave', source, subsampled, '--subsample-mode', 'on', '--Q', '95']);
     const bytes = readFileSync(subsampled);
     const image = await decodeFrame(bytes, TransferSyntax.jpeg2000, rgb8(256, 256, 'YBR_FULL_422'));
     expect(diffStats(image.data, decodeWithVips(bytes, 'subsampled.jp2')).maxDiff).toBeLessThanOrEqual(2);
+    // OpenJPEG converted the subsampled YCbCr and said so (sRGB): no second conversion for YBR_FULL.
+    const asYbrFull = await decodeFrame(bytes, TransferSyntax.jpeg2000, rgb8(256, 256, 'YBR_FULL'));
+    expect(asYbrFull.data.equals(image.data)).toBe(true);
   });
 
-  it.skipIf(!hasOpjCompress)('converts MCT-free YBR_FULL components, and leaves them when labelled RGB', async () => {
+  it.skipIf(!hasOpjCompress)('converts MCT-free YBR_FULL, leaves it when labelled RGB (needs opj_compress)', async () => {
     const rgb = decodeWithVips(readDicom(j2kFiles[0] ?? '').frames[3] ?? new Uint8Array());
     const ybr = Buffer.alloc(rgb.byteLength);
     for (let i = 0; i < rgb.byteLength; i += 3) ybr.set(rgbToYbrFull([...rgb.subarray(i, i + 3)]), i);
-    const source = writeTemp('ybr.ppm', Buffer.concat([Buffer.from('P6\n256 256\n255\n'), ybr]));
+    const source = writePpm('ybr.ppm', ybr);
     const codestreamPath = join(workDir, 'ybr-mct0.j2k');
     run('opj_compress', ['-i', source, '-o', codestreamPath, '-mct', '0']);
     const codestream = readFileSync(codestreamPath);
@@ -218,9 +216,9 @@ describe.skipIf(!hasVips)('JPEG 2000 against libvips (needs vips)', () => {
     expect(diffStats(asLabelled.data, ybr).maxDiff).toBe(0);
   });
 
-  it.skipIf(!hasOpenJph)('decodes HTJ2K (OpenJPH, lossless and lossy with colour transform)', async () => {
+  it.skipIf(!hasOpenJph)('decodes HTJ2K, lossless and lossy with MCT (needs ojph_compress, ojph_expand)', async () => {
     const rgb = decodeWithVips(readDicom(j2kFiles[0] ?? '').frames[5] ?? new Uint8Array());
-    const source = writeTemp('ht-source.ppm', Buffer.concat([Buffer.from('P6\n256 256\n255\n'), rgb]));
+    const source = writePpm('ht-source.ppm', rgb);
     const lossless = join(workDir, 'lossless.j2c');
     run('ojph_compress', ['-i', source, '-o', lossless, '-reversible', 'true']);
     const losslessImage = await decodeFrame(readFileSync(lossless), TransferSyntax.htj2kLossless, rgb8(256, 256));
@@ -249,7 +247,20 @@ describe.skipIf(!hasVips)('JPEG 2000 against libvips (needs vips)', () => {
   });
 });
 
-describe('JPEG 2000 colour', () => {
+describe('JPEG 2000 colour and depth', () => {
+  it.skipIf(!hasOpjCompress)('scales 12-bit grey JPEG 2000 by its precision (needs opj_compress)', async () => {
+    const [widthPx, heightPx] = [64, 32];
+    const stored = Array.from({ length: widthPx * heightPx }, (_, i) => (i * 37) % 4096);
+    const body = Buffer.alloc(stored.length * 2);
+    stored.forEach((value, i) => body.writeUInt16BE(value, i * 2)); // PGM samples are big endian
+    const source = writeTemp('grey12.pgm', Buffer.concat([Buffer.from(`P5\n${widthPx} ${heightPx}\n4095\n`), body]));
+    run('opj_compress', ['-i', source, '-o', join(workDir, 'grey12.j2k')]);
+    const format = { ...rgb8(heightPx, widthPx, 'MONOCHROME2'), samplesPerPixel: 1, bitsAllocated: 16, bitsStored: 12 };
+    const image = await decodeFrame(readFileSync(join(workDir, 'grey12.j2k')), TransferSyntax.jpeg2000Lossless, format);
+    const expected = stored.flatMap((value) => Array<number>(3).fill(Math.round((value * 255) / 4095)));
+    expect(image.data.equals(Buffer.from(expected))).toBe(true);
+  });
+
   it.each([j2kFiles[1] ?? '', j2kFiles[2] ?? ''])('gives H&E colours (mean red above green) for %s', async (path) => {
     const { transferSyntaxUid, format, frames } = readDicom(path);
     const images = await Promise.all(frames.map((frame) => decodeFrame(frame, transferSyntaxUid, format)));
@@ -288,7 +299,7 @@ describe('JPEG 2000 colour', () => {
   });
 });
 
-describe.skipIf(!hasDcmtk)('native frames against dcmtk (needs dcmj2pnm)', () => {
+describe.skipIf(!hasDcmtk)('against dcmtk (needs dcmj2pnm, dcmdjpls, dcmcjpls)', () => {
   it.each(['public/google-wsi2dcm/raw.dicom', 'public/highdicom/sm_image.dcm'])(
     'decodes %s exactly like dcmj2pnm',
     async (path) => {
@@ -316,20 +327,21 @@ describe.skipIf(!hasDcmtk)('native frames against dcmtk (needs dcmj2pnm)', () =>
     }
   });
 
-  it.each(['+il', '+is', '+in'])(
-    'decodes JPEG-LS written by dcmcjpls %s (line, sample, no interleave) to the original frames',
-    async (interleave) => {
-      const native = readDicom('public/google-wsi2dcm/raw.dicom');
-      const encoded = join(workDir, `jpegls${interleave}.dcm`);
-      run('dcmcjpls', [interleave, join(WSI, 'public/google-wsi2dcm/raw.dicom'), encoded]);
-      const lossless = readDicom(encoded);
-      expect(lossless.transferSyntaxUid).toBe(TransferSyntax.jpegLsLossless);
-      for (const [index, frame] of lossless.frames.entries()) {
-        const image = await decodeFrame(frame, lossless.transferSyntaxUid, lossless.format);
-        expect(image.data.equals(native.frames[index] ?? new Uint8Array())).toBe(true);
-      }
-    },
-  );
+  it.each([
+    ['+il', 'line'],
+    ['+is', 'sample'],
+    ['+in', 'no'],
+  ])('decodes JPEG-LS written by dcmcjpls %s (%s interleave) to the original frames', async (interleave) => {
+    const native = readDicom('public/google-wsi2dcm/raw.dicom');
+    const encoded = join(workDir, `jpegls${interleave}.dcm`);
+    run('dcmcjpls', [interleave, join(WSI, 'public/google-wsi2dcm/raw.dicom'), encoded]);
+    const lossless = readDicom(encoded);
+    expect(lossless.transferSyntaxUid).toBe(TransferSyntax.jpegLsLossless);
+    for (const [index, frame] of lossless.frames.entries()) {
+      const image = await decodeFrame(frame, lossless.transferSyntaxUid, lossless.format);
+      expect(image.data.equals(native.frames[index] ?? new Uint8Array())).toBe(true);
+    }
+  });
 
   it('does not grow CharLS memory over hundreds of 256x256 JPEG-LS decodes', async () => {
     const encoded = join(workDir, 'jpegls-memory.dcm');
@@ -347,12 +359,14 @@ describe.skipIf(!hasDcmtk)('native frames against dcmtk (needs dcmj2pnm)', () =>
     expect((await readWasmMemoryBytes()).charLs).toBe(before);
   }, 30_000);
 
-  it('decodes JPEG baseline YBR_FULL_422 like dcmtk within JPEG decoder tolerance', async () => {
-    const path = 'public/google-wsi2dcm/jpeg.dicom';
+  it.each([
+    ['public/google-wsi2dcm/jpeg.dicom', 4], // YBR_FULL_422
+    ['cmu1-default/wsi-000000.dcm', 41], // RGB with an Adobe APP14 marker
+  ])('decodes JPEG baseline %s like dcmtk within JPEG decoder tolerance', async (path, frameNumber) => {
     const { transferSyntaxUid, format, frames } = readDicom(path);
-    const output = join(workDir, 'jpeg-4.ppm');
-    run('dcmj2pnm', ['+F', '4', join(WSI, path), output]);
-    const image = await decodeFrame(frames[3] ?? new Uint8Array(), transferSyntaxUid, format);
+    const output = join(workDir, `jpeg-${frameNumber}.ppm`);
+    run('dcmj2pnm', ['+F', String(frameNumber), join(WSI, path), output]);
+    const image = await decodeFrame(frames[frameNumber - 1] ?? new Uint8Array(), transferSyntaxUid, format);
     expect(diffStats(image.data, readPnm(output)).meanDiff).toBeLessThan(1.5);
   });
 });

@@ -1,4 +1,4 @@
-import { CodecError } from './codec-error.js';
+import { CodecError } from '../../errors.js';
 import type { DecodedSamples, RgbImage } from './types.js';
 
 /**

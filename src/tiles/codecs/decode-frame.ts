@@ -1,4 +1,4 @@
-import { CodecError } from './codec-error.js';
+import { CodecError } from '../../errors.js';
 import { computeRgbImage } from './colour.js';
 import { decodeJpegToRgb, encodeRgbToJpeg } from './jpeg.js';
 import { readNativeSamples } from './native.js';

@@ -2,7 +2,7 @@
  * Frame codecs: one DICOM frame (as the PACS stores it) plus its pixel description → 8-bit RGB
  * pixels, and → a baseline JPEG for the browser.
  */
-export { CodecError } from './codec-error.js';
+export { CodecError } from '../../errors.js';
 export { decodeFrame, encodeJpeg, transcodeFrameToJpeg, type JpegOptions } from './decode-frame.js';
 export { TransferSyntax, isJpegBaselineSyntax, isSupportedSyntax } from './transfer-syntax.js';
 export type { FramePixelFormat, RgbImage } from './types.js';

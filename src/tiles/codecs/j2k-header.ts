@@ -1,4 +1,4 @@
-import { CodecError } from './codec-error.js';
+import { CodecError } from '../../errors.js';
 
 /** Marker codes (ITU-T T.800 Table A.2). */
 const SOC = 0xff4f;

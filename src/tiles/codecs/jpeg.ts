@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { CodecError } from './codec-error.js';
+import { CodecError } from '../../errors.js';
 import type { FramePixelFormat, RgbImage } from './types.js';
 
 /**
@@ -11,17 +11,20 @@ import type { FramePixelFormat, RgbImage } from './types.js';
 export async function decodeJpegToRgb(data: Uint8Array, format: FramePixelFormat): Promise<RgbImage> {
   let decoded;
   try {
+    // failOn 'error' rejects truncated frames but accepts trailing bytes (DICOM pads odd lengths).
     decoded = await sharp(data, { failOn: 'error' })
       .toColourspace('srgb')
       .removeAlpha()
       .raw()
       .toBuffer({ resolveWithObject: true });
   } catch (error) {
-    throw new CodecError('JPEG frame could not be decoded', { cause: error });
+    throw new CodecError(`JPEG frame could not be decoded: ${readErrorMessage(error)}`, { cause: error });
   }
   const { width, height, channels } = decoded.info;
   if (width !== format.columns || height !== format.rows) {
-    throw new CodecError(`Decoded frame is ${width}x${height}, metadata says ${format.columns}x${format.rows}`);
+    throw new CodecError(
+      `Decoded frame is ${width}x${height}, metadata says ${format.columns}x${format.rows}`,
+    );
   }
   if (channels !== 3) {
     throw new CodecError(`JPEG frame decoded to ${channels} channels`);
@@ -49,6 +52,10 @@ export async function encodeRgbToJpeg(image: RgbImage, qualityPercent: number): 
       .jpeg({ quality: qualityPercent, progressive: false, mozjpeg: false })
       .toBuffer();
   } catch (error) {
-    throw new CodecError('JPEG encoding failed', { cause: error });
+    throw new CodecError(`JPEG encoding failed: ${readErrorMessage(error)}`, { cause: error });
   }
+}
+
+function readErrorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

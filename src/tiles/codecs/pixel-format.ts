@@ -1,4 +1,4 @@
-import { CodecError } from './codec-error.js';
+import { CodecError } from '../../errors.js';
 import type { ColourModel } from './colour.js';
 import type { FramePixelFormat } from './types.js';
 

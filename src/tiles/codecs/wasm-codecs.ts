@@ -19,7 +19,8 @@ export interface WasmFrameInfo {
   isSigned?: boolean;
 }
 
-interface WasmDecoder {
+/** The embind API both decoders share. */
+export interface WasmDecoder {
   /** Resizes the decoder's input buffer in WASM memory and returns a view of it to copy into. */
   getEncodedBuffer(byteLength: number): Uint8Array;
   decode(): void;

@@ -1,4 +1,4 @@
-import { CodecError } from './codec-error.js';
+import { CodecError } from '../../errors.js';
 import { hasMultipleComponentTransform } from './j2k-header.js';
 import type { DecodedSamples, FramePixelFormat } from './types.js';
 import {
@@ -7,24 +7,14 @@ import {
   type CharLsModule,
   type OpenJpegModule,
   type WasmCodec,
+  type WasmDecoder,
   type WasmFrameInfo,
 } from './wasm-codecs.js';
 
 /** OPJ_CLRSPC_SRGB: OpenJPEG reports it once it has converted sYCC/e-YCC itself, or per a JP2 header. */
 const OPJ_COLOR_SPACE_SRGB = 1;
 
-/**
- * JPEG 2000 / HTJ2K samples, and whether OpenJPEG's output is already RGB, which it is when:
- * - the codestream used the multiple component transform (MCT): OpenJPEG inverts it, and the
- *   photometric is YBR_RCT/YBR_ICT (PS3.5 8.2.4) or mislabelled;
- * - OpenJPEG converted YCbCr itself: it does for half-width chroma components (a genuine
- *   YBR_FULL_422 codestream) and when a JP2 header says sYCC, and then reports sRGB;
- * - the photometric says YBR_FULL_422 yet the components are full size (else OpenJPEG would have
- *   converted them): not YBR_FULL_422 data at all. OrthancWSIDicomizer 1.1 writes exactly this for
- *   RGB input without MCT (../shared/wsi/cmu1-t256-j2k); read as YCbCr it turns white to magenta.
- * Only MCT-free YBR_FULL is left for the caller to convert, as PS3.5 8.2.4 says (the components are
- * then those the photometric names).
- */
+/** JPEG 2000 / HTJ2K samples, and whether OpenJPEG's output is already RGB. */
 export interface J2kDecoded {
   samples: DecodedSamples;
   isDecoderOutputRgb: boolean;
@@ -45,6 +35,17 @@ export async function decodeJ2kSamples(data: Uint8Array, format: FramePixelForma
       // The WASM build copies out only 8-bit colour (J2KDecoder.hpp leaves deeper colour unfilled).
       throw new CodecError(`${info.bitsPerSample}-bit colour JPEG 2000 is not supported`);
     }
+    // OpenJPEG's output is already RGB when:
+    // - the codestream used the multiple component transform (MCT), which OpenJPEG inverts; the
+    //   photometric is then YBR_RCT/YBR_ICT (PS3.5 8.2.4) or mislabelled;
+    // - OpenJPEG converted YCbCr itself and says sRGB: it does for half-width chroma components (a
+    //   genuine YBR_FULL_422 codestream) and when a JP2 header says sYCC;
+    // - the photometric says YBR_FULL_422 yet the components are full size (else OpenJPEG would
+    //   have converted them): not YBR_FULL_422 data at all. OrthancWSIDicomizer 1.1 writes exactly
+    //   this for RGB input without MCT (../shared/wsi/cmu1-t256-j2k); read as YCbCr, white turns
+    //   magenta.
+    // That leaves MCT-free YBR_FULL for the caller to convert: PS3.5 8.2.4 says the components are
+    // then the ones the photometric names.
     const isDecoderOutputRgb =
       isMctUsed ||
       decoder.getColorSpace() === OPJ_COLOR_SPACE_SRGB ||
@@ -62,11 +63,15 @@ export async function decodeJ2kSamples(data: Uint8Array, format: FramePixelForma
  * Decodes a JPEG-LS frame with CharLS (which also undoes any HP colour transform it signals). The
  * stream carries no sign, so PixelRepresentation says whether samples are two's complement.
  */
-export async function decodeJpegLsSamples(data: Uint8Array, format: FramePixelFormat): Promise<DecodedSamples> {
+export async function decodeJpegLsSamples(
+  data: Uint8Array,
+  format: FramePixelFormat,
+): Promise<DecodedSamples> {
   const module = await charLs.load();
   const decoder = new module.JpegLSDecoder();
   try {
-    const { info, pixels } = runDecoder(charLs, data, decoder, module);
+    const readExceptionMessage = (pointer: number): string => module.getExceptionMessage(pointer);
+    const { info, pixels } = runDecoder(charLs, data, decoder, readExceptionMessage);
     const isPlanar = info.componentCount > 1 && decoder.getInterleaveMode() === 0;
     return describeSamples(info, pixels, format, format.pixelRepresentation === 1, isPlanar);
   } finally {
@@ -74,19 +79,15 @@ export async function decodeJpegLsSamples(data: Uint8Array, format: FramePixelFo
   }
 }
 
-interface Decoder {
-  getEncodedBuffer(byteLength: number): Uint8Array;
-  decode(): void;
-  getDecodedBuffer(): Uint8Array;
-  getFrameInfo(): WasmFrameInfo;
-}
-
-/** Copies the frame into WASM memory, decodes it, and turns every way of failing into a CodecError. */
+/**
+ * Copies the frame into WASM memory, decodes it, and turns every way of failing into a CodecError.
+ * `readExceptionMessage` reads a thrown C++ exception (CharLS reports errors that way).
+ */
 function runDecoder(
-  codec: WasmCodec<OpenJpegModule> | WasmCodec<CharLsModule>,
+  codec: Pick<WasmCodec<OpenJpegModule | CharLsModule>, 'captureMessages' | 'discard'>,
   data: Uint8Array,
-  decoder: Decoder,
-  charLsModule?: CharLsModule,
+  decoder: WasmDecoder,
+  readExceptionMessage?: (exceptionPointer: number) => string,
 ): { info: WasmFrameInfo; pixels: Uint8Array } {
   let messages: string[];
   try {
@@ -98,9 +99,9 @@ function runDecoder(
       codec.discard();
       throw new CodecError('Decoder aborted', { cause: error });
     }
-    // CharLS throws C++ exceptions; they arrive as a pointer to the exception object.
+    // A C++ exception arrives as a number: a pointer to the exception object.
     const reason =
-      typeof error === 'number' && charLsModule ? charLsModule.getExceptionMessage(error) : String(error);
+      typeof error === 'number' && readExceptionMessage ? readExceptionMessage(error) : String(error);
     throw new CodecError(`Frame could not be decoded: ${reason}`, { cause: error });
   }
   const errors = messages
@@ -123,7 +124,9 @@ function describeSamples(
   isPlanar: boolean,
 ): DecodedSamples {
   if (info.width !== format.columns || info.height !== format.rows) {
-    throw new CodecError(`Decoded frame is ${info.width}x${info.height}, metadata says ${format.columns}x${format.rows}`);
+    throw new CodecError(
+      `Decoded frame is ${info.width}x${info.height}, metadata says ${format.columns}x${format.rows}`,
+    );
   }
   if (info.componentCount !== format.samplesPerPixel) {
     throw new CodecError(
