@@ -1,0 +1,111 @@
+/** The benchmark's results as a markdown report: figures, ratios against the baselines, and the method. */
+import { percentile, type PassResult } from './load.js';
+import type { ProxyCounts } from './count-proxy.js';
+import type { WrkResult } from './wrk.js';
+
+/** Everything one run measured. */
+export interface TileBenchResults {
+  readonly startedAt: Date;
+  readonly runSeconds: number;
+  readonly environment: string;
+  readonly slide: { widthPx: number; heightPx: number; gridCols: number; gridRows: number; tiles: number; level0Instances: number };
+  /** Opening the slide, before any tile: gateway descriptor and plugin pyramid, each on a fresh Orthanc. */
+  readonly openMs: { gateway: number; plugin: number };
+  readonly cold: { gateway: PassResult; plugin: PassResult; wado: PassResult };
+  readonly second: { gateway: PassResult; plugin: PassResult };
+  readonly warm: { gateway: WrkResult; plugin: WrkResult; wado: WrkResult };
+  readonly concurrency: number;
+  readonly wrkSeconds: { main: number; wado: number };
+  readonly gateway: {
+    memoryAfterOpen: { rssMiB: number; peakMiB: number } | undefined;
+    memory: { rssMiB: number; peakMiB: number } | undefined;
+    level0JpegBytes: number;
+    problems: readonly string[];
+    counted: { counts: ProxyCounts; pass: PassResult };
+  };
+  readonly check: { sampled: number; identical: number; mismatch: string | undefined };
+}
+
+const fixed = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a');
+const ratio = (a: number, b: number): string => `${fixed(a / b, 2)}x`;
+const rate = (p: PassResult): number => p.requests / p.seconds;
+
+function passRow(path: string, what: string, p: PassResult): string {
+  const failures = p.failures === 0 ? '0' : `**${p.failures}** (${p.firstFailure ?? ''})`;
+  return `| ${path} | ${what} | ${fixed(p.requests)} | ${fixed(p.seconds, 2)} | **${fixed(rate(p))}** | ${fixed(percentile(p.latenciesMs, 50), 1)} | ${fixed(percentile(p.latenciesMs, 99), 1)} | ${failures} |`;
+}
+
+function wrkRow(path: string, what: string, w: WrkResult): string {
+  const { connect, read, write, timeout, status } = w.errors;
+  const socket = connect + read + write + timeout;
+  const errors = `non-2xx ${status}, socket ${socket}${socket > 0 ? ` (connect ${connect}, read ${read}, write ${write}, timeout ${timeout})` : ''}`;
+  return `| ${path} | ${what} | ${fixed(w.requests)} | ${fixed(w.seconds, 2)} | **${fixed(w.requestsPerSecond)}** | ${fixed(w.latencyMs.p50, 1)} | ${fixed(w.latencyMs.p99, 1)} | ${errors} |`;
+}
+
+function verdict(value: number, target: number): string {
+  return value >= target ? 'yes' : '**no**';
+}
+
+/** The report in markdown, ready to print and to quote. */
+export function formatReport(r: TileBenchResults): string {
+  const { slide, cold, second, warm, gateway, concurrency: c } = r;
+  const coldVsPlugin = rate(cold.gateway) / rate(cold.plugin);
+  const coldVsWado = rate(cold.gateway) / rate(cold.wado);
+  const warmVsPlugin = warm.gateway.requestsPerSecond / warm.plugin.requestsPerSecond;
+  const { counts } = gateway.counted;
+  const tilesServed = gateway.counted.pass.requests;
+  const wrkMain = `wrk -t2 -c16 -d${r.wrkSeconds.main}s, all ${fixed(slide.tiles)} tiles cycled`;
+  const lines = [
+    `## Level-0 tile serving: gateway vs Orthanc's WSI plugin vs direct WADO-RS`,
+    '',
+    `Large slide ${slide.widthPx}x${slide.heightPx} px, level 0 = ${slide.gridCols}x${slide.gridRows} = ${fixed(slide.tiles)} tiles of 256 px JPEG in ` +
+      `${slide.level0Instances} instances (a concatenation). ${r.environment}. Run ${r.startedAt.toISOString()}, ${fixed(r.runSeconds)} s in all.`,
+    '',
+    '| path | measurement | requests | time (s) | tiles/s | p50 ms | p99 ms | failures / errors |',
+    '|---|---|---|---|---|---|---|---|',
+    passRow('gateway', `cold: fresh gateway process, fresh Orthanc, viewer order, ${c} in flight`, cold.gateway),
+    passRow('Orthanc WSI plugin', `cold: fresh Orthanc, viewer order, ${c} in flight`, cold.plugin),
+    passRow('direct WADO-RS, 1 frame per request', `cold: fresh Orthanc, **first ${fixed(cold.wado.requests)} tiles only** in viewer order, ${c} in flight`, cold.wado),
+    passRow('gateway', `second pass (warm), ${c} in flight, Node client`, second.gateway),
+    passRow('Orthanc WSI plugin', `second pass (warm), ${c} in flight, Node client`, second.plugin),
+    wrkRow('gateway', `warm: ${wrkMain}`, warm.gateway),
+    wrkRow('Orthanc WSI plugin', `warm: ${wrkMain}`, warm.plugin),
+    wrkRow('direct WADO-RS, 1 frame per request', `after its cold pass: wrk -t2 -c16 **-d${r.wrkSeconds.wado}s only**, all tiles cycled`, warm.wado),
+    '',
+    '| comparison (same run) | ratio | target (issue) | met |',
+    '|---|---|---|---|',
+    `| gateway cold / plugin cold | ${ratio(rate(cold.gateway), rate(cold.plugin))} | ≥ 1x | ${verdict(coldVsPlugin, 1)} |`,
+    `| gateway cold / direct single-frame WADO-RS cold | ${ratio(rate(cold.gateway), rate(cold.wado))} | ≥ 5x | ${verdict(coldVsWado, 5)} |`,
+    `| gateway warm / plugin warm (wrk) | ${ratio(warm.gateway.requestsPerSecond, warm.plugin.requestsPerSecond)} | ≥ 1x | ${verdict(warmVsPlugin, 1)} |`,
+    `| gateway warm / direct WADO-RS (wrk) | ${ratio(warm.gateway.requestsPerSecond, warm.wado.requestsPerSecond)} | none | |`,
+    '',
+    '### Gateway',
+    '',
+    `- Opening the slide, not in the cold pass figures: the gateway's \`GET /api/slides/{study}/{series}\` on a fresh process ` +
+      `(reads the series metadata from the PACS) took ${fixed(r.openMs.gateway)} ms; the plugin's \`/wsi/pyramids/{id}\` on a fresh Orthanc ${fixed(r.openMs.plugin)} ms.`,
+    `- PACS requests in a cold pass of ${fixed(tilesServed)} tiles (a separate, untimed pass of a fresh gateway through a counting proxy): ` +
+      `${fixed(counts.requests)} requests, of which ${fixed(counts.frameRequests)} frame requests naming ${fixed(counts.framesRequested)} frames = ` +
+      `**${fixed(counts.framesRequested / counts.frameRequests, 1)} frames per PACS request**, ${fixed(counts.framesRequested / tilesServed, 2)} frames fetched per tile served ` +
+      `(that pass took ${fixed(gateway.counted.pass.seconds, 1)} s with the proxy hop).`,
+    `- Memory (a \`node --import tsx\` process): RSS ${fixed(gateway.memoryAfterOpen?.rssMiB ?? NaN)} MiB after opening the slide, ` +
+      `${fixed(gateway.memory?.rssMiB ?? NaN)} MiB after its passes and wrk, peak ${fixed(gateway.memory?.peakMiB ?? NaN)} MiB ` +
+      `(TILE_CACHE_BYTES=1GiB; level 0 is ${fixed(gateway.level0JpegBytes / 2 ** 20, 1)} MiB of JPEG).`,
+    `- Warnings and errors in the gateway's log: ${gateway.problems.length}${gateway.problems.length > 0 ? ` (first: \`${gateway.problems[0]}\`)` : ''}.`,
+    `- Same bytes: ${r.check.identical} of ${r.check.sampled} sampled tiles identical from the gateway, the plugin and WADO-RS` +
+      `${r.check.mismatch === undefined ? '' : ` (first mismatch: ${r.check.mismatch})`}.`,
+    '',
+    '### Method',
+    '',
+    '- One Orthanc 1.10.1 storage (DICOMweb plugin with Full series metadata, WSI plugin on), loaded once; Orthanc is restarted on that ' +
+      'storage before each cold pass (plugin, gateway, direct WADO-RS), so no pass inherits the in-memory caches of Orthanc (its parsed-DICOM ' +
+      'cache) or of the WSI plugin that an earlier pass warmed. The OS page cache is warm for all three alike (the files were just written).',
+    '- Viewer order: the grid in 8x5-tile blocks (a viewport), blocks row-major, tiles row-major inside each block, as a viewer panning row by row asks.',
+    '- The direct WADO-RS baseline asks `/studies/../series/../instances/{sop}/frames/{n}` with `Accept: multipart/related; type="image/jpeg"; ' +
+      'transfer-syntax=1.2.840.10008.1.2.4.50`, its tile → (instance, frame) map derived in the benchmark from the per-frame positions ' +
+      '(5200,9230 > 0048,021A) of the PACS metadata, not with the gateway\'s code.',
+    '- Warm figures: each target first served every level-0 tile once more (second pass), then wrk ran with a Lua script cycling through all ' +
+      'tile paths, each thread from its own offset. wrk, Orthanc, the gateway and the Node client share the machine\'s cores.',
+    '- Figures vary from run to run with whatever else the machine runs; compare the ratios, measured minutes apart, more than the absolutes.',
+  ];
+  return `${lines.join('\n')}\n`;
+}
