@@ -63,10 +63,12 @@ export function createApp(services: Services): Hono {
   app.use(async function logRequest(c, next) {
     if (services.closing) throw new ClosingError();
     const started = performance.now();
-    const id = c.req.header('x-request-id')?.slice(0, 64) ?? `r${++nextRequestId}`;
     await next();
-    // One line per request, no patient identifiers (paths hold only UIDs).
-    logger.info({ id, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 }, 'request');
+    // One line per request, no patient identifiers (paths hold only UIDs). Not even built when off.
+    if (logger.isLevelEnabled('info')) {
+      const id = c.req.header('x-request-id')?.slice(0, 64) ?? `r${++nextRequestId}`;
+      logger.info({ id, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 }, 'request');
+    }
   });
   app.onError(createErrorHandler(logger));
   app.notFound(notFound);

@@ -28,7 +28,7 @@ export interface Config {
   dicomDir: string;
   /** Upper bound of the tile cache, in bytes. @default 536870912 (512 MiB) */
   tileCacheBytes: number;
-  /** Frames fetched together on a tile cache miss (the missed frame and its neighbours). @default 16 */
+  /** Frames fetched together on a tile cache miss (the missed frame and its neighbours). @default 64 */
   prefetchFrames: number;
   /** JPEG quality for tiles the gateway re-encodes (JPEG 2000, JPEG-LS, uncompressed). @default 90 */
   jpegQuality: number;
@@ -111,7 +111,7 @@ const schema = z.object({
   DICOMWEB_CONNECTIONS: int(1, 1024).default(16),
   DICOM_DIR: z.string().min(1).default('./data/slides'),
   TILE_CACHE_BYTES: bytes.default(512 * 1024 * 1024),
-  TILE_PREFETCH_FRAMES: int(1, 256).default(16),
+  TILE_PREFETCH_FRAMES: int(1, 1024).default(64),
   TILE_JPEG_QUALITY: int(1, 100).default(90),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

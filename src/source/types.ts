@@ -62,6 +62,12 @@ export interface SlideSource {
    * source can transcode). Many frames per call: the request count, not the bytes, sets a PACS's speed.
    */
   readFrames(ref: InstanceRef, frameNumbers: readonly number[], options?: ReadFramesOptions): Promise<Frame[]>;
+  /**
+   * Every frame of one instance in a single request (WADO-RS retrieve instance, as stored). Orthanc
+   * parses the whole file for every frame request, so for a PACS this is by far the cheapest way to
+   * read most of an instance: measured 23,000-42,000 frames/s against 1,725 for 50-frame requests.
+   */
+  readAllFrames(ref: InstanceRef, layout: InstanceLayout, signal?: AbortSignal): Promise<Frame[]>;
   /** Whether the source answers at all (for /readyz). */
   ping(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
@@ -71,4 +77,11 @@ export interface ReadFramesOptions {
   /** The transfer syntax the instance is stored in, when known: asked for explicitly. */
   transferSyntaxUid?: string;
   signal?: AbortSignal;
+}
+
+/** What reading a whole instance's frames needs to know. */
+export interface InstanceLayout {
+  numberOfFrames: number;
+  /** Bytes of one native (uncompressed) frame: rows x columns x samples x bytes per sample. */
+  frameBytes: number;
 }

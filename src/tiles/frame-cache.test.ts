@@ -7,14 +7,19 @@ import { createFrameCache, type FrameAddress } from './frame-cache.js';
 /** The real folder source, with every readFrames call recorded. */
 function recording(source: SlideSource) {
   const calls: number[][] = [];
+  const wholeCalls: string[] = [];
   const wrapped: SlideSource = {
     ...source,
     readFrames: (ref, frameNumbers, options) => {
       calls.push([...frameNumbers]);
       return source.readFrames(ref, frameNumbers, options);
     },
+    readAllFrames: (ref, layout, signal) => {
+      wholeCalls.push(ref.sopInstanceUid);
+      return source.readAllFrames(ref, layout, signal);
+    },
   };
-  return { source: wrapped, calls };
+  return { source: wrapped, calls, wholeCalls };
 }
 
 const folder = createFolderSource({ dir: sharedWsiDir });
@@ -24,7 +29,7 @@ async function level0Address(): Promise<FrameAddress> {
   const facts = await readDicomFileFacts(wsiSamples.cmu1T256Q90.paths[0]!);
   const slide = computeSlide(facts.studyInstanceUid, facts.seriesInstanceUid, await folder.readSeries(facts.studyInstanceUid, facts.seriesInstanceUid));
   const instance = slide.instances[slide.levels[0]!.tileInstance[0]!]!;
-  return { studyUid: slide.studyUid, seriesUid: slide.seriesUid, sopInstanceUid: instance.sopInstanceUid, transferSyntaxUid: instance.transferSyntaxUid, numberOfFrames: instance.numberOfFrames };
+  return { studyUid: slide.studyUid, seriesUid: slide.seriesUid, sopInstanceUid: instance.sopInstanceUid, transferSyntaxUid: instance.transferSyntaxUid, numberOfFrames: instance.numberOfFrames, frameBytes: 256 * 256 * 3 };
 }
 
 describe('frame cache', () => {
@@ -48,6 +53,22 @@ describe('frame cache', () => {
     await cache.get(address, 11);
     expect(calls).toHaveLength(1);
     expect(cache.stats()).toMatchObject({ requests: 1, framesFetched: 8 });
+  });
+
+  it('reads the whole instance in one request once a second batch of misses shows it is being browsed', async () => {
+    const { source, calls, wholeCalls } = recording(folder);
+    const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 4 });
+    const address = await level0Address();
+    await cache.get(address, 1);
+    expect(calls).toHaveLength(1);
+    await cache.get(address, 50);
+    expect(wholeCalls).toEqual([address.sopInstanceUid]);
+    const before = cache.stats().requests;
+    const all = await Promise.all(Array.from({ length: address.numberOfFrames }, (_, i) => cache.get(address, i + 1)));
+    expect(cache.stats().requests).toBe(before);
+    // The same bytes as frame-by-frame reads.
+    const direct = await folder.readFrames(address, [1, 50, address.numberOfFrames]);
+    expect([all[0]!.data, all[49]!.data, all[address.numberOfFrames - 1]!.data]).toEqual(direct.map((f) => f.data));
   });
 
   it('never holds more bytes than its bound', async () => {

@@ -1,7 +1,10 @@
 /**
  * Frames in memory, bounded in bytes (lru-cache), fetched from the source in batches: misses that
  * arrive together for one instance, plus their neighbours, go out as one multi-frame request, and a
- * frame already on its way is awaited rather than asked for again.
+ * frame already on its way is awaited rather than asked for again. When misses keep coming for one
+ * instance (someone is browsing it), the rest of it is read in one whole-instance request: a PACS like
+ * Orthanc parses the whole file for every request, so one request instead of dozens is what makes a
+ * cold slide fast (bench/tiles).
  */
 import { LRUCache } from 'lru-cache';
 import type { Frame, SlideSource } from '../source/types.js';
@@ -21,6 +24,8 @@ export interface FrameAddress {
   transferSyntaxUid: string | undefined;
   /** Frames in the instance, to keep neighbours in range. */
   numberOfFrames: number;
+  /** Bytes of one native frame (for whole-instance reads of uncompressed pixel data). */
+  frameBytes: number;
 }
 
 export interface FrameCacheOptions {
@@ -29,12 +34,19 @@ export interface FrameCacheOptions {
   maxBytes: number;
   /** Frames per request on a miss: the missed ones and their neighbours. */
   prefetchFrames: number;
+  /**
+   * The miss batch of an instance from which the whole instance is read instead (1 = at once).
+   * @default 2
+   */
+  wholeInstanceAfterBatches?: number;
 }
 
 export interface FrameCacheStats {
   hits: number;
   misses: number;
+  /** Source requests: multi-frame and whole-instance. */
   requests: number;
+  wholeInstanceRequests: number;
   framesFetched: number;
   bytes: number;
   entries: number;
@@ -51,14 +63,16 @@ export function frameKey(sopInstanceUid: string, frameNumber: number): string {
   return `${sopInstanceUid}/${frameNumber}`;
 }
 
-export function createFrameCache({ source, maxBytes, prefetchFrames }: FrameCacheOptions) {
+export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstanceAfterBatches = 2 }: FrameCacheOptions) {
   const cache = new LRUCache<string, CachedFrame>({
     maxSize: maxBytes,
     sizeCalculation: (v) => v.data.length + ENTRY_OVERHEAD_BYTES,
   });
   const inFlight = new Map<string, Promise<CachedFrame>>();
   const pending = new Map<string, Pending>();
-  const stats = { hits: 0, misses: 0, requests: 0, framesFetched: 0 };
+  const stats = { hits: 0, misses: 0, requests: 0, framesFetched: 0, wholeInstanceRequests: 0 };
+  /** Per instance: miss batches so far and the mean size of its frames seen, to decide on whole reads. */
+  const instanceHistory = new LRUCache<string, { batches: number; meanFrameBytes: number }>({ max: 10_000 });
   let flushScheduled = false;
 
   /** Neighbours of the wanted frames in frame order (row neighbours in TILED_FULL and most sparse files). */
@@ -80,8 +94,30 @@ export function createFrameCache({ source, maxBytes, prefetchFrames }: FrameCach
     return [...chosen].sort((a, b) => a - b);
   }
 
+  /** Whether to read the whole instance: it is being browsed, and it fits comfortably in the cache. */
+  function shouldReadWhole(address: FrameAddress): boolean {
+    const history = instanceHistory.get(address.sopInstanceUid) ?? { batches: 0, meanFrameBytes: 0 };
+    instanceHistory.set(address.sopInstanceUid, { ...history, batches: history.batches + 1 });
+    if (history.batches + 1 < wholeInstanceAfterBatches || address.numberOfFrames <= prefetchFrames) return false;
+    const estimateBytes = (history.meanFrameBytes || address.frameBytes) * address.numberOfFrames;
+    return estimateBytes <= maxBytes / 4;
+  }
+
+  async function readFrames(address: FrameAddress, frameNumbers: number[], whole: boolean): Promise<Frame[]> {
+    if (!whole) return source.readFrames(address, frameNumbers, { transferSyntaxUid: address.transferSyntaxUid });
+    stats.wholeInstanceRequests++;
+    const frames = await source.readAllFrames(address, { numberOfFrames: address.numberOfFrames, frameBytes: address.frameBytes });
+    // Frames already in memory keep their entry (it may be a re-encoded JPEG).
+    return frames.filter((f) => !cache.has(frameKey(address.sopInstanceUid, f.frameNumber)));
+  }
+
   async function fetchBatch({ address, wanted }: Pending): Promise<void> {
-    const frameNumbers = withNeighbours(address, [...wanted.keys()]);
+    const whole = shouldReadWhole(address);
+    const frameNumbers = whole
+      ? Array.from({ length: address.numberOfFrames }, (_, i) => i + 1).filter(
+          (n) => wanted.has(n) || !(cache.has(frameKey(address.sopInstanceUid, n)) || inFlight.has(frameKey(address.sopInstanceUid, n))),
+        )
+      : withNeighbours(address, [...wanted.keys()]);
     const settle = new Map<number, { resolve: (f: CachedFrame) => void; reject: (e: unknown) => void }>();
     for (const n of frameNumbers) {
       const key = frameKey(address.sopInstanceUid, n);
@@ -100,12 +136,18 @@ export function createFrameCache({ source, maxBytes, prefetchFrames }: FrameCach
     let frames: Frame[] = [];
     let failure: unknown;
     try {
-      frames = await source.readFrames(address, frameNumbers, { transferSyntaxUid: address.transferSyntaxUid });
+      frames = await readFrames(address, frameNumbers, whole);
     } catch (error) {
       failure = error;
     }
     stats.framesFetched += frames.length;
+    if (frames.length > 0) {
+      const history = instanceHistory.get(address.sopInstanceUid);
+      const meanFrameBytes = frames.reduce((sum, f) => sum + f.data.length, 0) / frames.length;
+      if (history) instanceHistory.set(address.sopInstanceUid, { ...history, meanFrameBytes });
+    }
     for (const frame of frames) {
+      if (!settle.has(frame.frameNumber)) continue; // in memory already, or asked for by nobody
       const value: CachedFrame = { data: frame.data, transferSyntaxUid: frame.transferSyntaxUid, isBrowserJpeg: false };
       cache.set(frameKey(address.sopInstanceUid, frame.frameNumber), value);
       inFlight.delete(frameKey(address.sopInstanceUid, frame.frameNumber));

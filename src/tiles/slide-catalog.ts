@@ -77,6 +77,8 @@ export function createSlideCatalog({ source, maxSlides = 256, slideTtlMs = 600_0
   }
 
   return {
+    /** The slide if it is in memory, without any I/O. */
+    peekSlide: (studyUid: string, seriesUid: string): Slide | undefined => slides.get(`${studyUid}/${seriesUid}`),
     getSlide,
     listSlides,
     clear: () => slides.clear(),

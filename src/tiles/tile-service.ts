@@ -3,7 +3,6 @@
  * the PACS stores them; other syntaxes are decoded and re-encoded once, and the JPEG replaces the raw
  * frame in the cache. Also renders whole small images (label, overview, thumbnail).
  */
-import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { NotFoundError } from '../errors.js';
 import type { SlideSource } from '../source/types.js';
@@ -50,6 +49,7 @@ function frameAddress(slide: Slide, instance: SlideInstance): FrameAddress {
     sopInstanceUid: instance.sopInstanceUid,
     transferSyntaxUid: instance.transferSyntaxUid,
     numberOfFrames: instance.numberOfFrames,
+    frameBytes: (instance.frameWidthPx * instance.frameHeightPx * instance.samplesPerPixel * instance.bitsAllocated) / 8,
   };
 }
 
@@ -68,13 +68,15 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     return tile;
   }
 
-  /** The ETag of a tile, computable without fetching it (so a revalidation costs the PACS nothing). */
+  /**
+   * The ETag of a tile, computable without fetching it (so a revalidation costs the PACS nothing). It
+   * names the frame it comes from: a re-converted slide (new SOP Instance UIDs) changes every ETag.
+   */
   function computeEtag(image: TiledImage, slide: Slide, col: number, row: number): string {
     const frame = getTileFrame(image, col, row);
-    const identity = frame
-      ? `${slide.instances[frame.instanceIndex]!.sopInstanceUid}/${frame.frameNumber}/q${jpegQuality}`
-      : `background/${image.tileWidthPx}x${image.tileHeightPx}/q${jpegQuality}`;
-    return `"${createHash('sha1').update(identity).digest('base64url').slice(0, 22)}"`;
+    return frame
+      ? `"${slide.instances[frame.instanceIndex]!.sopInstanceUid}:${frame.frameNumber}:q${jpegQuality}"`
+      : `"background:${image.tileWidthPx}x${image.tileHeightPx}:q${jpegQuality}"`;
   }
 
   async function readBrowserJpeg(slide: Slide, instance: SlideInstance, frameNumber: number): Promise<Buffer> {

@@ -5,7 +5,8 @@
  */
 import { NotFoundError, UpstreamError } from '../../errors.js';
 import { parseSeriesSummary, parseWsiInstance, QIDO_SERIES_FIELDS, type DicomJson } from '../dicom-json.js';
-import type { Frame, InstanceRef, ListSeriesOptions, ReadFramesOptions, SeriesSummary, SlideSource, WsiInstance } from '../types.js';
+import { computeFramesOfFile } from '../part10.js';
+import type { Frame, InstanceLayout, InstanceRef, ListSeriesOptions, ReadFramesOptions, SeriesSummary, SlideSource, WsiInstance } from '../types.js';
 import { createHttpClient, toUpstreamError, type HttpClientOptions } from './http.js';
 import { MultipartError, parseContentType, parseMultipart, readTransferSyntaxParam } from './multipart.js';
 
@@ -129,6 +130,31 @@ export function createDicomwebSource(options: HttpClientOptions): SlideSource {
       if (frameNumbers.length === 0) return [];
       const chunks = await Promise.all(chunkFrameNumbers(frameNumbers).map((chunk) => readFrameChunk(ref, chunk, options)));
       return chunks.flat();
+    },
+
+    async readAllFrames(ref: InstanceRef, layout: InstanceLayout, signal?: AbortSignal): Promise<Frame[]> {
+      const what = 'instance';
+      const path = `${seriesPath(ref.studyUid, ref.seriesUid)}/instances/${ref.sopInstanceUid}`;
+      const response = await http.get(path, { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', signal, what });
+      const contentType = parseContentType(response.contentType);
+      let file: Buffer | undefined;
+      try {
+        if (contentType.mediaType !== 'multipart/related') file = Buffer.from(await response.body.arrayBuffer());
+        else for await (const part of parseMultipart(response.body, contentType.params['boundary'] ?? '')) file ??= part.data;
+      } catch (error) {
+        response.body.destroy();
+        if (error instanceof MultipartError) throw new UpstreamError(`The PACS's instance answer is malformed: ${error.message}`, { cause: error });
+        throw toUpstreamError(error, what, signal);
+      }
+      if (!file) throw new UpstreamError('The PACS sent no instance');
+      try {
+        const { frames, transferSyntaxUid, isNative } = computeFramesOfFile(file, layout);
+        // Native pixel data is handed on as explicit little endian, whatever dataset encoding held it.
+        const frameSyntax = isNative ? '1.2.840.10008.1.2.1' : transferSyntaxUid;
+        return frames.map((data, i) => ({ frameNumber: i + 1, data, transferSyntaxUid: frameSyntax }));
+      } catch (error) {
+        throw new UpstreamError('The PACS sent an instance the gateway cannot read', { cause: error });
+      }
     },
 
     async ping(signal) {

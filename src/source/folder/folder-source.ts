@@ -16,7 +16,7 @@ import {
   readTransferSyntax,
   type FrameRanges,
   type PixelDataLocation,
-} from './part10.js';
+} from '../part10.js';
 
 export interface FolderSourceOptions {
   /** The folder to serve. */
@@ -158,6 +158,12 @@ export function createFolderSource(options: FolderSourceOptions): SlideSource {
 
     async readSeries(studyUid, seriesUid) {
       return (await findSeries(studyUid, seriesUid)).map((f) => f.instance);
+    },
+
+    async readAllFrames(ref: InstanceRef) {
+      const file = (await findSeries(ref.studyUid, ref.seriesUid)).find((f) => f.instance.sopInstanceUid === ref.sopInstanceUid);
+      if (!file) throw new NotFoundError('No such instance in the series', 'INSTANCE_NOT_FOUND');
+      return this.readFrames(ref, Array.from({ length: file.instance.numberOfFrames }, (_, i) => i + 1));
     },
 
     async readFrames(ref: InstanceRef, frameNumbers) {

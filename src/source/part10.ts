@@ -208,3 +208,27 @@ export function readTransferSyntax(bytes: Buffer): string {
     c.skip(length);
   }
 }
+
+/**
+ * Every frame of a whole Part 10 instance held in memory (a WADO-RS instance retrieve): each frame is
+ * copied out so the cache can drop frames one by one without pinning the whole file.
+ */
+export function computeFramesOfFile(
+  bytes: Buffer,
+  layout: { numberOfFrames: number; frameBytes: number },
+): { frames: Buffer[]; transferSyntaxUid: string; isNative: boolean } {
+  const transferSyntaxUid = readTransferSyntax(bytes);
+  const location = locatePixelData(bytes, transferSyntaxUid);
+  if (!location) throw new Part10Error('The instance has no pixel data');
+  if (location.valueLength !== undefined) {
+    const frames = Array.from({ length: layout.numberOfFrames }, (_, i) => {
+      const start = location.valueOffset + i * layout.frameBytes;
+      if (start + layout.frameBytes > bytes.length) throw new Part10Error('The pixel data is shorter than its frames');
+      return Buffer.from(bytes.subarray(start, start + layout.frameBytes));
+    });
+    return { frames, transferSyntaxUid, isNative: true };
+  }
+  const ranges = computeEncapsulatedFrames(bytes.subarray(location.valueOffset), location.valueOffset, layout.numberOfFrames);
+  const frames = ranges.map((parts) => Buffer.concat(parts.map(([offset, length]) => bytes.subarray(offset, offset + length))));
+  return { frames, transferSyntaxUid, isNative: false };
+}
