@@ -621,7 +621,8 @@ async function main(): Promise<void> {
     const uploadStart = performance.now();
     await orthanc.upload(slide.files);
     console.error(`uploaded ${slide.files.length} instances in ${fmt((performance.now() - uploadStart) / 1000, 1)} s`);
-    const system = (await (await fetch(`${orthanc.baseUrl}/system`)).json()) as { Version?: string };
+    const system: unknown = await (await fetch(`${orthanc.baseUrl}/system`)).json();
+    const orthancVersion = typeof system === 'object' && system !== null && 'Version' in system ? String(system.Version) : '?';
 
     const client = createClient(orthanc.dicomwebUrl);
     const source = createDicomwebSource({ baseUrl: orthanc.dicomwebUrl, auth: { kind: 'none' }, headers: {}, timeoutMs: 60_000, connections: IN_FLIGHT });
@@ -711,7 +712,8 @@ async function main(): Promise<void> {
       },
       20,
     );
-    const qidoSeries = describeValue(await client.searchForSeries({ queryParams: { Modality: 'SM' } }));
+    const found = await client.searchForSeries({ queryParams: { Modality: 'SM' } });
+    const qidoSeries = Array.isArray(found) ? String(found.length) : describeValue(found);
     const listed = (await source.listSeries()).length;
     const loadAfter = loadavg();
 
@@ -721,7 +723,7 @@ async function main(): Promise<void> {
 
     const report = renderReport({
       startedAt,
-      orthancVersion: system.Version ?? '?',
+      orthancVersion,
       target,
       targetSizeMb,
       frameCount,
@@ -788,7 +790,7 @@ function renderReport(input: ReportInput): string {
       ` dicomweb-client ${packageVersion('dicomweb-client')} with xhr2 ${packageVersion('xhr2')}, undici ${packageVersion('undici')}.` +
       ` Orthanc runs on the same machine as the client under test, so a client's CPU use slows Orthanc too.` +
       ` Load average (1 min) ${fmt(input.loadBefore[0] ?? 0, 2)} before the timed part, ${fmt(input.loadAfter[0] ?? 0, 2)} after` +
-      ' (above ~1 other processes were competing for the cores, and the figures are noisier).',
+      ` (well above the ${cpu.length} cores, other processes competed for them and the figures are noisier).`,
     '',
     '## Frames',
     '',
@@ -864,7 +866,8 @@ function renderReport(input: ReportInput): string {
     '- The multipart decoder takes the boundary from the body\'s first line, not from Content-Type, and gives every part the',
     '  headers of the first part (`contentType`, `transferSyntaxUID`); it never checks the part count against the frames asked.',
     '- No timeout or AbortSignal options. The only handle is `request.instance` (a caller-made XHR): its `timeout` works,',
-    '  `abort()` does not settle the promise (xhr2 never reaches readyState 4 on abort, which is what dicomweb-client waits for).',
+    '  `abort()` never settles the promise (xhr2 drops the request without reaching readyState 4, the only state',
+    '  dicomweb-client listens for, so the caller\'s await hangs for good).',
     '- Errors are `Error("request failed")` with `status` (0 for network errors and timeouts, the cause is lost) and',
     '  `response` (the body, which may carry patient data); `verbose` defaults to true and console.errors them.',
     '- JSON answers go through xhr2\'s `responseType: "json"`, which swallows a parse error and resolves `null`.',
