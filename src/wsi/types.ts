@@ -1,3 +1,5 @@
+import type { WsiInstance } from './instance.js';
+
 /**
  * The slide model: plain data computed from metadata alone. Pixel units are named in every field
  * (`Px`), physical ones too (`mpp` = µm per pixel, `Mm`).
@@ -55,20 +57,21 @@ export interface AssociatedImage extends TiledImage {
   sopInstanceUids: readonly string[];
 }
 
-/** What a frame of an instance needs to be decoded. */
-export interface SlideInstance {
-  sopInstanceUid: string;
-  transferSyntaxUid: string | undefined;
-  numberOfFrames: number;
-  frameWidthPx: number;
-  frameHeightPx: number;
-  samplesPerPixel: number;
-  photometricInterpretation: string;
-  bitsAllocated: number;
-  bitsStored: number;
-  pixelRepresentation: number;
-  planarConfiguration: number;
-}
+/** What a frame of an instance needs to be located and decoded. */
+export type SlideInstance = Pick<
+  WsiInstance,
+  | 'sopInstanceUid'
+  | 'transferSyntaxUid'
+  | 'numberOfFrames'
+  | 'frameWidthPx'
+  | 'frameHeightPx'
+  | 'samplesPerPixel'
+  | 'photometricInterpretation'
+  | 'bitsAllocated'
+  | 'bitsStored'
+  | 'pixelRepresentation'
+  | 'planarConfiguration'
+>;
 
 export interface Slide {
   studyUid: string;
