@@ -790,7 +790,9 @@ function renderReport(input: ReportInput): string {
       ` dicomweb-client ${packageVersion('dicomweb-client')} with xhr2 ${packageVersion('xhr2')}, undici ${packageVersion('undici')}.` +
       ` Orthanc runs on the same machine as the client under test, so a client's CPU use slows Orthanc too.` +
       ` Load average (1 min) ${fmt(input.loadBefore[0] ?? 0, 2)} before the timed part, ${fmt(input.loadAfter[0] ?? 0, 2)} after` +
-      ` (well above the ${cpu.length} cores, other processes competed for them and the figures are noisier).`,
+      (Math.max(input.loadBefore[0] ?? 0, input.loadAfter[0] ?? 0) > cpu.length
+        ? ` (above the ${cpu.length} cores: other processes competed for them, and the figures are noisier).`
+        : ` on ${cpu.length} cores.`),
     '',
     '## Frames',
     '',
