@@ -18,8 +18,10 @@ export interface Services {
   source: SlideSource;
   catalog: SlideCatalog;
   tiles: TileService;
-  /** True once close() has begun: new requests get 503. */
+  /** True once draining or closing has begun: new requests get 503. */
   readonly closing: boolean;
+  /** Answers new requests with 503 while those in flight finish; releases nothing. */
+  drain(): void;
   /** Releases everything, in reverse order of acquisition. Idempotent. */
   close(): Promise<void>;
 }
@@ -34,6 +36,7 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
   const source = overrides.source ?? createSource(config);
   const catalog = createSlideCatalog({ source });
   const tiles = createTileService({ source, cacheBytes: config.tileCacheBytes, prefetchFrames: config.prefetchFrames, jpegQuality: config.jpegQuality });
+  let draining = false;
   let closing: Promise<void> | undefined;
   return {
     config,
@@ -42,9 +45,13 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
     catalog,
     tiles,
     get closing() {
-      return closing !== undefined;
+      return draining;
+    },
+    drain() {
+      draining = true;
     },
     close() {
+      draining = true;
       closing ??= (async () => {
         tiles.clear();
         catalog.clear();

@@ -42,14 +42,15 @@ function main(): void {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     const deadline = setTimeout(() => process.exit(1), 10_000).unref();
+    // Stop accepting; requests still arriving on kept-alive connections get 503 while those in flight
+    // finish; only then are the PACS connections and caches released.
+    services.drain();
     server.close(() => {
       void services.close().finally(() => {
         clearTimeout(deadline);
         process.exit(0);
       });
     });
-    // Requests still arriving on kept-alive connections get 503 from the app until the server closes.
-    void services.close();
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -61,6 +61,14 @@ describe('caller mistakes (folder source)', () => {
     await expectError(await gateway.get(`/api/slides/${id}/thumbnail.jpg?size=5000`), 400, 'INVALID_PARAMETER');
   });
 
+  it('answers 503 while draining for shutdown', async () => {
+    const draining = createTestGateway({ DICOM_DIR: sharedWsiDir });
+    expect((await draining.get('/healthz')).status).toBe(200);
+    draining.services.drain();
+    await expectError(await draining.get('/healthz'), 503, 'CLOSING');
+    await draining.close();
+  });
+
   it('answers 400 for a series that is not a slide', async () => {
     const facts = await readDicomFileFacts(wsiSamples.ezwsiLabel.paths[0]!);
     await expectError(await gateway.get(`/api/slides/${facts.studyInstanceUid}/${facts.seriesInstanceUid}`), 400, 'NOT_A_SLIDE');

@@ -6,8 +6,8 @@
 import sharp from 'sharp';
 import { NotFoundError } from '../errors.js';
 import type { SlideSource } from '../source/types.js';
-import { getTileFrame, isInGrid, type Slide, type SlideInstance, type TiledImage } from '../wsi/index.js';
-import { decodeFrame, encodeJpeg, isJpegBaselineSyntax, transcodeFrameToJpeg, type FramePixelFormat, type RgbImage } from './codecs/index.js';
+import { computeNativeFrameBytes, getTileFrame, isInGrid, type Slide, type SlideInstance, type TiledImage } from '../wsi/index.js';
+import { decodeFrame, encodeJpeg, isBrowserReady, transcodeFrameToJpeg, type FramePixelFormat, type RgbImage } from './codecs/index.js';
 import { createFrameCache, type FrameAddress } from './frame-cache.js';
 
 export interface TileServiceOptions {
@@ -49,7 +49,7 @@ function frameAddress(slide: Slide, instance: SlideInstance): FrameAddress {
     sopInstanceUid: instance.sopInstanceUid,
     transferSyntaxUid: instance.transferSyntaxUid,
     numberOfFrames: instance.numberOfFrames,
-    frameBytes: (instance.frameWidthPx * instance.frameHeightPx * instance.samplesPerPixel * instance.bitsAllocated) / 8,
+    frameBytes: computeNativeFrameBytes(instance),
   };
 }
 
@@ -81,7 +81,7 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
 
   async function readBrowserJpeg(slide: Slide, instance: SlideInstance, frameNumber: number): Promise<Buffer> {
     const frame = await frames.get(frameAddress(slide, instance), frameNumber);
-    if (frame.isBrowserJpeg || (isJpegBaselineSyntax(frame.transferSyntaxUid) && instance.photometricInterpretation !== 'MONOCHROME1')) {
+    if (frame.isBrowserJpeg || isBrowserReady(frame.transferSyntaxUid, instance.photometricInterpretation)) {
       return frame.data;
     }
     const key = `${instance.sopInstanceUid}/${frameNumber}`;

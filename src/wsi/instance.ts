@@ -66,3 +66,10 @@ export interface WsiInstance {
   missing: readonly string[];
 }
 
+
+/** Bytes of one native (uncompressed) frame: rows x columns x samples x bytes per sample (PS3.5 §8.1.1). */
+export function computeNativeFrameBytes(
+  instance: Pick<WsiInstance, 'frameWidthPx' | 'frameHeightPx' | 'samplesPerPixel' | 'bitsAllocated'>,
+): number {
+  return (instance.frameWidthPx * instance.frameHeightPx * instance.samplesPerPixel * instance.bitsAllocated) / 8;
+}

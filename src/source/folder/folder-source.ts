@@ -7,6 +7,7 @@ import { open, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
 import { NotFoundError, UpstreamError } from '../../errors.js';
+import { computeNativeFrameBytes } from '../../wsi/instance.js';
 import { parseSeriesSummary, parseWsiInstance, readModality, type DicomJson } from '../dicom-json.js';
 import type { Frame, InstanceRef, ListSeriesOptions, SeriesSummary, SlideSource, WsiInstance } from '../types.js';
 import {
@@ -133,7 +134,7 @@ export function createFolderSource(options: FolderSourceOptions): SlideSource {
     const { instance, location } = file;
     if (location.valueLength !== undefined) {
       // Native pixel data: frames follow each other, each rows x columns x samples x bytes per sample.
-      const frameBytes = (instance.frameWidthPx * instance.frameHeightPx * instance.samplesPerPixel * instance.bitsAllocated) / 8;
+      const frameBytes = computeNativeFrameBytes(instance);
       return Array.from({ length: instance.numberOfFrames }, (_, i) => [[location.valueOffset + i * frameBytes, frameBytes]]);
     }
     const handle = await open(file.filePath, 'r');
@@ -142,6 +143,42 @@ export function createFolderSource(options: FolderSourceOptions): SlideSource {
       const bytes = Buffer.alloc(length);
       await handle.read(bytes, 0, length, location.valueOffset);
       return computeEncapsulatedFrames(bytes, location.valueOffset, instance.numberOfFrames);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async function findInstance(ref: InstanceRef): Promise<IndexedFile> {
+    const file = (await findSeries(ref.studyUid, ref.seriesUid)).find((f) => f.instance.sopInstanceUid === ref.sopInstanceUid);
+    if (!file) throw new NotFoundError('No such instance in the series', 'INSTANCE_NOT_FOUND');
+    return file;
+  }
+
+  async function readFrames(ref: InstanceRef, frameNumbers: readonly number[]): Promise<Frame[]> {
+    const file = await findInstance(ref);
+    file.frameRanges ??= computeFrameRanges(file).catch((error: unknown) => {
+      file.frameRanges = undefined;
+      throw new UpstreamError('Cannot read the pixel data of a local file', { cause: error });
+    });
+    const ranges = await file.frameRanges;
+    const transferSyntaxUid = file.location.valueLength !== undefined ? EXPLICIT_LE : file.instance.transferSyntaxUid ?? EXPLICIT_LE;
+    const handle = await open(file.filePath, 'r');
+    try {
+      const frames: Frame[] = [];
+      for (const frameNumber of frameNumbers) {
+        const frameRanges = ranges[frameNumber - 1];
+        if (!frameRanges) throw new NotFoundError(`Frame ${frameNumber} is not in the instance`, 'FRAME_NOT_FOUND');
+        const parts = await Promise.all(
+          frameRanges.map(async ([position, length]) => {
+            const part = Buffer.allocUnsafe(length);
+            const { bytesRead } = await handle.read(part, 0, length, position);
+            if (bytesRead !== length) throw new UpstreamError('A local DICOM file is truncated');
+            return part;
+          }),
+        );
+        frames.push({ frameNumber, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts), transferSyntaxUid });
+      }
+      return frames;
     } finally {
       await handle.close();
     }
@@ -161,41 +198,11 @@ export function createFolderSource(options: FolderSourceOptions): SlideSource {
     },
 
     async readAllFrames(ref: InstanceRef) {
-      const file = (await findSeries(ref.studyUid, ref.seriesUid)).find((f) => f.instance.sopInstanceUid === ref.sopInstanceUid);
-      if (!file) throw new NotFoundError('No such instance in the series', 'INSTANCE_NOT_FOUND');
-      return this.readFrames(ref, Array.from({ length: file.instance.numberOfFrames }, (_, i) => i + 1));
+      const file = await findInstance(ref);
+      return readFrames(ref, Array.from({ length: file.instance.numberOfFrames }, (_, i) => i + 1));
     },
 
-    async readFrames(ref: InstanceRef, frameNumbers) {
-      const file = (await findSeries(ref.studyUid, ref.seriesUid)).find((f) => f.instance.sopInstanceUid === ref.sopInstanceUid);
-      if (!file) throw new NotFoundError('No such instance in the series', 'INSTANCE_NOT_FOUND');
-      file.frameRanges ??= computeFrameRanges(file).catch((error: unknown) => {
-        file.frameRanges = undefined;
-        throw new UpstreamError('Cannot read the pixel data of a local file', { cause: error });
-      });
-      const ranges = await file.frameRanges;
-      const transferSyntaxUid = file.location.valueLength !== undefined ? EXPLICIT_LE : file.instance.transferSyntaxUid ?? EXPLICIT_LE;
-      const handle = await open(file.filePath, 'r');
-      try {
-        const frames: Frame[] = [];
-        for (const frameNumber of frameNumbers) {
-          const frameRanges = ranges[frameNumber - 1];
-          if (!frameRanges) throw new NotFoundError(`Frame ${frameNumber} is not in the instance`, 'FRAME_NOT_FOUND');
-          const parts = await Promise.all(
-            frameRanges.map(async ([position, length]) => {
-              const part = Buffer.allocUnsafe(length);
-              const { bytesRead } = await handle.read(part, 0, length, position);
-              if (bytesRead !== length) throw new UpstreamError('A local DICOM file is truncated');
-              return part;
-            }),
-          );
-          frames.push({ frameNumber, data: parts.length === 1 ? parts[0]! : Buffer.concat(parts), transferSyntaxUid });
-        }
-        return frames;
-      } finally {
-        await handle.close();
-      }
-    },
+    readFrames,
 
     async ping() {
       await stat(dir);

@@ -68,6 +68,11 @@ export async function encodeJpeg(image: RgbImage, options: JpegOptions = {}): Pr
   return encodeRgbToJpeg(image, quality);
 }
 
+/** Whether a frame's stored bytes are a JPEG a browser shows right as they are (MONOCHROME1 would come out inverted). */
+export function isBrowserReady(transferSyntaxUid: string, photometricInterpretation: string): boolean {
+  return isJpegBaselineSyntax(transferSyntaxUid) && photometricInterpretation !== 'MONOCHROME1';
+}
+
 /**
  * A frame as a JPEG a browser can show. A JPEG baseline frame is returned unchanged (the same
  * bytes, not a copy, and not re-encoded, so no generation loss), except MONOCHROME1, which a
@@ -79,7 +84,7 @@ export async function transcodeFrameToJpeg(
   format: FramePixelFormat,
   options: JpegOptions = {},
 ): Promise<Buffer> {
-  if (isJpegBaselineSyntax(transferSyntaxUid) && format.photometricInterpretation !== 'MONOCHROME1') {
+  if (isBrowserReady(transferSyntaxUid, format.photometricInterpretation)) {
     return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   }
   return encodeJpeg(await decodeFrame(data, transferSyntaxUid, format), options);

@@ -3,6 +3,6 @@
  * pixels, and → a baseline JPEG for the browser.
  */
 export { CodecError } from '../../errors.js';
-export { decodeFrame, encodeJpeg, transcodeFrameToJpeg, type JpegOptions } from './decode-frame.js';
+export { decodeFrame, encodeJpeg, isBrowserReady, transcodeFrameToJpeg, type JpegOptions } from './decode-frame.js';
 export { TransferSyntax, isJpegBaselineSyntax, isSupportedSyntax } from './transfer-syntax.js';
 export type { FramePixelFormat, RgbImage } from './types.js';
