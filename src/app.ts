@@ -9,6 +9,7 @@ import type { Config } from './config/index.js';
 import { ClosingError } from './errors.js';
 import { createErrorHandler, notFound } from './routes/errors.js';
 import { createSlideRoutes } from './routes/slides.js';
+import { createViewerRoutes } from './routes/viewer.js';
 import { createSource, type SlideSource } from './source/index.js';
 import { createSlideCatalog, createTileService, type SlideCatalog, type TileService } from './tiles/index.js';
 
@@ -34,7 +35,7 @@ export interface ServiceOverrides {
 export function createServices(config: Readonly<Config>, overrides: ServiceOverrides = {}): Services {
   const logger = overrides.logger ?? pino({ level: config.logLevel });
   const source = overrides.source ?? createSource(config);
-  const catalog = createSlideCatalog({ source });
+  const catalog = createSlideCatalog({ source, searchPatientData: config.showPatientData });
   const tiles = createTileService({ source, cacheBytes: config.tileCacheBytes, prefetchFrames: config.prefetchFrames, jpegQuality: config.jpegQuality });
   let draining = false;
   let closing: Promise<void> | undefined;
@@ -62,7 +63,12 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
   };
 }
 
-export function createApp(services: Services): Hono {
+export interface AppOptions {
+  /** The built viewer (viewer/dist). */
+  viewerDir?: string;
+}
+
+export function createApp(services: Services, options: AppOptions = {}): Hono {
   const { logger } = services;
   const app = new Hono();
   let nextRequestId = 0;
@@ -81,6 +87,7 @@ export function createApp(services: Services): Hono {
   app.notFound(notFound);
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.route('/api/slides', createSlideRoutes(services));
+  app.route('/api/slides', createSlideRoutes({ ...services, showPatientData: services.config.showPatientData }));
+  app.route('/', createViewerRoutes(options.viewerDir));
   return app;
 }

@@ -36,6 +36,13 @@ describe('loadConfig', () => {
     expect(JSON.stringify(describeConfig(config))).not.toContain('s3cret');
   });
 
+  it('hides patient data unless told to show it, and accepts only true or false', () => {
+    expect(loadConfig({}).showPatientData).toBe(false);
+    expect(loadConfig({ GATEWAY_SHOW_PATIENT_DATA: 'true' }).showPatientData).toBe(true);
+    expect(loadConfig({ GATEWAY_SHOW_PATIENT_DATA: '0' }).showPatientData).toBe(false);
+    expect(problemsOf({ GATEWAY_SHOW_PATIENT_DATA: 'yes please' })).toEqual(['GATEWAY_SHOW_PATIENT_DATA: must be true or false']);
+  });
+
   it('reads a bearer token from a file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     writeFileSync(join(dir, 'token'), 'tok\n');

@@ -32,6 +32,8 @@ export interface Config {
   prefetchFrames: number;
   /** JPEG quality for tiles the gateway re-encodes (JPEG 2000, JPEG-LS, uncompressed). @default 90 */
   jpegQuality: number;
+  /** Show patient names and IDs in the slide list (and let the filter match them). @default false */
+  showPatientData: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -59,6 +61,7 @@ const KNOWN_KEYS = [
   'TILE_CACHE_BYTES',
   'TILE_PREFETCH_FRAMES',
   'TILE_JPEG_QUALITY',
+  'GATEWAY_SHOW_PATIENT_DATA',
   'LOG_LEVEL',
 ] as const;
 const OUR_PREFIXES = ['DICOMWEB_', 'DICOM_', 'TILE_', 'GATEWAY_'];
@@ -113,6 +116,10 @@ const schema = z.object({
   TILE_CACHE_BYTES: bytes.default(512 * 1024 * 1024),
   TILE_PREFETCH_FRAMES: int(1, 1024).default(64),
   TILE_JPEG_QUALITY: int(1, 100).default(90),
+  GATEWAY_SHOW_PATIENT_DATA: z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .transform((v) => v === 'true' || v === '1')
+    .default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -173,6 +180,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     tileCacheBytes: v.TILE_CACHE_BYTES,
     prefetchFrames: v.TILE_PREFETCH_FRAMES,
     jpegQuality: v.TILE_JPEG_QUALITY,
+    showPatientData: v.GATEWAY_SHOW_PATIENT_DATA,
     logLevel: v.LOG_LEVEL,
   });
 }
@@ -185,5 +193,6 @@ export function describeConfig(config: Config): Record<string, unknown> {
     source: config.dicomwebUrl ? { dicomweb: config.dicomwebUrl, auth: config.upstreamAuth.kind, extraHeaders: Object.keys(config.upstreamHeaders) } : { folder: config.dicomDir },
     tileCacheBytes: config.tileCacheBytes,
     prefetchFrames: config.prefetchFrames,
+    showPatientData: config.showPatientData,
   };
 }

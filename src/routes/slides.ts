@@ -1,6 +1,6 @@
 /** /api/slides: the slide list, slide descriptors, tiles and associated images. Thin: validate, call, shape. */
 import { Hono, type Context } from 'hono';
-import { NotFoundError } from '../errors.js';
+import { BadRequestError, NotFoundError } from '../errors.js';
 import type { SlideCatalog, SlideListEntry, TileService } from '../tiles/index.js';
 import type { Level, Slide, TiledImage } from '../wsi/index.js';
 import { parseIndex, parseOptionalIndex, parseUid } from './params.js';
@@ -8,6 +8,8 @@ import { parseIndex, parseOptionalIndex, parseUid } from './params.js';
 export interface SlideRoutesDeps {
   catalog: SlideCatalog;
   tiles: TileService;
+  /** Include patient names and IDs in the slide list (GATEWAY_SHOW_PATIENT_DATA). */
+  showPatientData: boolean;
 }
 
 /** Tiles never change for a given SOP Instance UID; `private` keeps them out of shared caches. */
@@ -31,7 +33,20 @@ function describeLevel(level: Level) {
     mppY: level.mppY ?? null,
     tileCount: level.tileCount,
     sparse: level.tileCount < level.gridCols * level.gridRows,
+    tileMap: level.tileCount < level.gridCols * level.gridRows ? encodeTileMap(level) : null,
   };
+}
+
+/**
+ * Which tiles of a sparse level exist, so a viewer asks only for those: a bitset over the grid in
+ * row-major order (bit t = col + row * gridCols, least significant bit first), base64. 6,000 tiles → 1 KB.
+ */
+export function encodeTileMap(level: Level): string {
+  const bits = new Uint8Array(Math.ceil((level.gridCols * level.gridRows) / 8));
+  for (let t = 0; t < level.tileInstance.length; t++) {
+    if (level.tileInstance[t] !== -1) bits[t >> 3]! |= 1 << (t & 7);
+  }
+  return Buffer.from(bits).toString('base64');
 }
 
 function describeAssociated(image: TiledImage | undefined) {
@@ -55,20 +70,23 @@ function slideBase(slide: Slide) {
   };
 }
 
-function describeEntry(entry: SlideListEntry) {
-  if (entry.slide) return slideBase(entry.slide);
+function describeEntry(entry: SlideListEntry, showPatientData: boolean) {
   const { summary } = entry;
+  const patient = showPatientData ? { patientName: summary.patientName ?? null, patientId: summary.patientId ?? null } : {};
+  const dated = { studyDate: summary.studyDate ?? null, ...patient };
+  if (entry.slide) return { ...slideBase(entry.slide), ...dated };
   return {
     id: `${summary.studyUid}/${summary.seriesUid}`,
     studyUid: summary.studyUid,
     seriesUid: summary.seriesUid,
     studyDescription: summary.studyDescription ?? null,
     seriesDescription: summary.seriesDescription ?? null,
+    ...dated,
     error: entry.error,
   };
 }
 
-export function createSlideRoutes({ catalog, tiles }: SlideRoutesDeps): Hono {
+export function createSlideRoutes({ catalog, tiles, showPatientData }: SlideRoutesDeps): Hono {
   const app = new Hono();
 
   const slideOf = (c: Context): Slide | Promise<Slide> => {
@@ -82,8 +100,11 @@ export function createSlideRoutes({ catalog, tiles }: SlideRoutesDeps): Hono {
   app.get('/', async (c) => {
     const offset = parseOptionalIndex(c.req.query('offset'), 'offset', 0, { max: 1_000_000 });
     const limit = parseOptionalIndex(c.req.query('limit'), 'limit', 50, { min: 1, max: 500 });
-    const entries = await catalog.listSlides(offset, limit, c.req.raw.signal);
-    return c.json({ offset, limit, slides: entries.map(describeEntry) }, 200, { 'cache-control': 'no-store' });
+    const query = c.req.query('q') ?? '';
+    if (query.length > 200) throw new BadRequestError('q: at most 200 characters', 'INVALID_PARAMETER');
+    const { total, entries } = await catalog.listSlides({ offset, limit, query, signal: c.req.raw.signal });
+    const slides = entries.map((e) => describeEntry(e, showPatientData));
+    return c.json({ total, offset, limit, query, slides }, 200, { 'cache-control': 'no-store' });
   });
 
   app.get('/:study/:series', async (c) => {

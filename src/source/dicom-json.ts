@@ -18,6 +18,8 @@ const TAG = {
   sopClassUid: '00080016',
   sopInstanceUid: '00080018',
   studyDate: '00080020',
+  patientName: '00100010',
+  patientId: '00100020',
   modality: '00080060',
   studyDescription: '00081030',
   seriesDescription: '0008103E',
@@ -65,6 +67,8 @@ export const QIDO_SERIES_FIELDS = [
   TAG.studyDate,
   TAG.seriesNumber,
   TAG.numberOfSeriesRelatedInstances,
+  TAG.patientName,
+  TAG.patientId,
 ] as const;
 
 function values(ds: DicomJson | undefined, tag: string): unknown[] {
@@ -80,6 +84,15 @@ function readString(ds: DicomJson | undefined, tag: string): string | undefined 
   }
   if (typeof first === 'number') return String(first);
   return undefined;
+}
+
+/** A PN value: DICOM JSON gives `{ Alphabetic }` objects, some readers a plain string. `^` separates name parts. */
+function readPersonName(ds: DicomJson | undefined, tag: string): string | undefined {
+  const first = values(ds, tag)[0];
+  const raw = typeof first === 'string' ? first : typeof first === 'object' && first !== null ? (first as { Alphabetic?: unknown }).Alphabetic : undefined;
+  if (typeof raw !== 'string') return undefined;
+  const name = raw.split('=')[0]!.split('^').map((p) => p.trim()).filter(Boolean).join(' ');
+  return name === '' ? undefined : name;
 }
 
 function readStrings(ds: DicomJson | undefined, tag: string): string[] {
@@ -120,6 +133,8 @@ export function parseSeriesSummary(ds: DicomJson): SeriesSummary | undefined {
     studyDate: readString(ds, TAG.studyDate),
     seriesNumber: readNumber(ds, TAG.seriesNumber),
     instanceCount: readNumber(ds, TAG.numberOfSeriesRelatedInstances),
+    patientName: readPersonName(ds, TAG.patientName),
+    patientId: readString(ds, TAG.patientId),
   };
 }
 

@@ -16,6 +16,9 @@ export interface SeriesSummary {
   studyDate: string | undefined;
   seriesNumber: number | undefined;
   instanceCount: number | undefined;
+  /** Patient data: shown only when the operator sets GATEWAY_SHOW_PATIENT_DATA; never logged. */
+  patientName: string | undefined;
+  patientId: string | undefined;
 }
 
 /** One frame as the source returned it. */

@@ -14,6 +14,10 @@ export interface SlideCatalogOptions {
   maxSlides?: number;
   /** How long a slide is trusted before its metadata is read again, in ms. @default 600000 */
   slideTtlMs?: number;
+  /** How long the list of series is trusted before the source is searched again, in ms. @default 30000 */
+  seriesTtlMs?: number;
+  /** Let the slide-list filter match patient names and IDs (only when the operator shows them). */
+  searchPatientData?: boolean;
 }
 
 /** One entry of the slide list. */
@@ -24,7 +28,42 @@ export interface SlideListEntry {
   error?: { code: string; message: string };
 }
 
-export function createSlideCatalog({ source, maxSlides = 256, slideTtlMs = 600_000 }: SlideCatalogOptions) {
+export interface ListSlidesOptions {
+  offset: number;
+  limit: number;
+  query?: string;
+  signal?: AbortSignal;
+}
+
+export interface SlideList {
+  total: number;
+  entries: SlideListEntry[];
+}
+
+/** Series read per QIDO request, and the most the list holds (a bound on memory, not a real limit). */
+const SERIES_PAGE = 1000;
+const MAX_SERIES = 200_000;
+
+/** Lower-case text a slide-list filter searches. */
+function searchableText(s: SeriesSummary, withPatientData: boolean): string {
+  const fields = [s.studyDescription, s.seriesDescription, s.studyDate, s.studyUid, s.seriesUid];
+  if (withPatientData) fields.push(s.patientName, s.patientId);
+  return fields.filter(Boolean).join('\n').toLowerCase();
+}
+
+/** `promise`, or the signal's reason as soon as it aborts (the shared work itself goes on for others). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    }),
+  ]);
+}
+
+export function createSlideCatalog({ source, maxSlides = 256, slideTtlMs = 600_000, seriesTtlMs = 30_000, searchPatientData = false }: SlideCatalogOptions) {
   const slides = new LRUCache<string, Slide>({ max: maxSlides, ttl: slideTtlMs });
   const loading = new Map<string, Promise<Slide>>();
 
@@ -45,19 +84,46 @@ export function createSlideCatalog({ source, maxSlides = 256, slideTtlMs = 600_0
         .finally(() => loading.delete(key));
       loading.set(key, promise);
     }
-    if (!signal) return promise;
-    return Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        if (signal.aborted) reject(signal.reason);
-        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-      }),
-    ]);
+    return abortable(promise, signal);
   }
 
-  /** A page of the source's SM series, each with its slide (read a few at a time) or the reason it has none. */
-  async function listSlides(offset: number, limit: number, signal?: AbortSignal): Promise<SlideListEntry[]> {
-    const summaries = await source.listSeries({ offset, limit, signal });
+  /**
+   * Every SM series of the source, read in pages of SERIES_PAGE and kept for seriesTtlMs so that
+   * filtering and paging through thousands of slides costs one QIDO pass, not one per keystroke.
+   */
+  /** Series found not to be slides (a bound on memory, like the slide cache). */
+  const notSlides = new LRUCache<string, true>({ max: 10_000 });
+  let seriesList: { at: number; promise: Promise<SeriesSummary[]> } | undefined;
+  function allSeries(): Promise<SeriesSummary[]> {
+    if (seriesList && performance.now() - seriesList.at < seriesTtlMs) return seriesList.promise;
+    const promise = (async () => {
+      const all: SeriesSummary[] = [];
+      for (let offset = 0; ; offset += SERIES_PAGE) {
+        const page = await source.listSeries({ offset, limit: SERIES_PAGE });
+        all.push(...page);
+        if (page.length < SERIES_PAGE || all.length >= MAX_SERIES) return all;
+      }
+    })();
+    seriesList = { at: performance.now(), promise };
+    promise.catch(() => (seriesList = undefined)); // a failed read is not cached
+    return promise;
+  }
+
+  /**
+   * A page of the series matching `query` (case-insensitive words, all of which must appear in the
+   * descriptions, date or UIDs, and in the patient name/ID only when those are shown), each with its
+   * slide or the reason it has none. Offsets count series. A series that turns out not to be a slide
+   * (labels only) is left out of its page and, from then on, out of `total`; so `total` is exact for
+   * what has been paged through and otherwise an upper bound.
+   */
+  async function listSlides({ offset, limit, query = '', signal }: ListSlidesOptions): Promise<SlideList> {
+    const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+    const matching = (await abortable(allSeries(), signal)).filter((summary) => {
+      if (words.length === 0) return true;
+      const text = searchableText(summary, searchPatientData);
+      return words.every((w) => text.includes(w));
+    });
+    const summaries = matching.slice(offset, offset + limit);
     const entries: Array<SlideListEntry | undefined> = new Array(summaries.length);
     const queue = summaries.map((summary, i) => ({ summary, i }));
     const worker = async (): Promise<void> => {
@@ -66,14 +132,18 @@ export function createSlideCatalog({ source, maxSlides = 256, slideTtlMs = 600_0
           entries[next.i] = { summary: next.summary, slide: await getSlide(next.summary.studyUid, next.summary.seriesUid, signal) };
         } catch (error) {
           // A series of labels only, or of something else stored as SM, is not a slide: leave it out.
-          if (error instanceof NotASlideError) continue;
+          if (error instanceof NotASlideError) {
+            notSlides.set(`${next.summary.studyUid}/${next.summary.seriesUid}`, true);
+            continue;
+          }
           if (!isGatewayError(error)) throw error;
           entries[next.i] = { summary: next.summary, error: { code: error.code, message: error.message } };
         }
       }
     };
     await Promise.all(Array.from({ length: 4 }, worker));
-    return entries.filter((e): e is SlideListEntry => e !== undefined);
+    const knownNotSlides = matching.reduce((n, s) => n + (notSlides.has(`${s.studyUid}/${s.seriesUid}`) ? 1 : 0), 0);
+    return { total: matching.length - knownNotSlides, entries: entries.filter((e): e is SlideListEntry => e !== undefined) };
   }
 
   return {
@@ -81,7 +151,11 @@ export function createSlideCatalog({ source, maxSlides = 256, slideTtlMs = 600_0
     peekSlide: (studyUid: string, seriesUid: string): Slide | undefined => slides.get(`${studyUid}/${seriesUid}`),
     getSlide,
     listSlides,
-    clear: () => slides.clear(),
+    clear: () => {
+      slides.clear();
+      seriesList = undefined;
+      notSlides.clear();
+    },
   };
 }
 
