@@ -4,6 +4,7 @@
  * the gateway must ignore series that are not slides. Tests reach it through `inject('dicomwebUrl')`
  * (see skip.ts); without Orthanc installed they are skipped, never failed.
  */
+import { execFileSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
 import { findOrthancBinary, startOrthanc } from './orthanc.js';
 import { listDicomFiles, sharedWsiDir } from './wsi-data.js';
@@ -18,6 +19,8 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | undefined> {
+  // The browser tests open the built viewer: build it from the sources under test (under a second).
+  execFileSync(process.execPath, ['scripts/build-viewer.mjs'], { stdio: 'ignore' });
   if (findOrthancBinary() === undefined) {
     console.warn(
       'Orthanc not found: integration tests are skipped (apt-get install orthanc orthanc-dicomweb orthanc-wsi)',
