@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithOrthanc } from './support/skip.js';
 import { createTestGateway, readJson, type TestGateway } from './support/gateway.js';
 import { computeJpegTolerance, decodeJ2kWithVips, decodeWithSharp, meanAbsDiff, readSlideRegion, type Pixels } from './support/reference.js';
-import { readDicomFileFacts, sharedWsiDir, wsiSamples, type WsiSample } from './support/wsi-data.js';
+import { readDicomFileFacts, sampleSlideId, sharedWsiDir, wsiSamples, type WsiSample } from './support/wsi-data.js';
 
 interface LevelJson {
   index: number;
@@ -23,10 +23,7 @@ interface SlideJson {
   levels: LevelJson[];
 }
 
-async function slideId(sample: WsiSample): Promise<string> {
-  const facts = await readDicomFileFacts(sample.paths[0]!);
-  return `${facts.studyInstanceUid}/${facts.seriesInstanceUid}`;
-}
+const slideId = sampleSlideId;
 
 async function bytes(response: Response): Promise<Buffer> {
   expect(response.status, await response.clone().text().catch(() => '')).toBe(200);

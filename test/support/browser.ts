@@ -94,12 +94,11 @@ export interface PageWindow {
     getView(): { x: number; y: number; zoom: number };
     setView(view: { x: number; y: number; zoom: number }): void;
     isFullyLoaded(): boolean;
+    levelZeroToPage(xPx: number, yPx: number): { x: number; y: number };
     failedTiles: string[];
     /** OpenSeadragon's viewer, typed only as far as the tests use it. */
     viewer: {
       drawer: { getType(): string };
-      viewport: { imageToViewerElementCoordinates(p: unknown): { x: number; y: number } };
-      element: { getBoundingClientRect(): { x: number; y: number; width: number; height: number } };
     };
     overlays: {
       add(o: { id: string; url: string; boundsPx?: { x: number; y: number; width: number; height: number }; opacity?: number }): Promise<void>;

@@ -46,6 +46,33 @@ export function readSlideRegion(path: string, leftPx: number, topPx: number, wid
   return viaVips(async (_dir, out) => ['crop', path, out, String(leftPx), String(topPx), String(widthPx), String(heightPx)]);
 }
 
+/** A rectangle of an image (copied). */
+export function cropPixels(p: Pixels, leftPx: number, topPx: number, widthPx: number, heightPx: number): Pixels {
+  const data = Buffer.alloc(widthPx * heightPx * 3);
+  for (let y = 0; y < heightPx; y++) p.data.copy(data, y * widthPx * 3, ((topPx + y) * p.widthPx + leftPx) * 3, ((topPx + y) * p.widthPx + leftPx + widthPx) * 3);
+  return { data, widthPx, heightPx };
+}
+
+/**
+ * The worst single row or column: the mean absolute difference of each row and of each column, and the
+ * largest. A gap or a seam between tiles is one bad line that a whole-image mean would dilute.
+ */
+export function worstLineDiff(a: Pixels, b: Pixels): number {
+  const w = Math.min(a.widthPx, b.widthPx);
+  const h = Math.min(a.heightPx, b.heightPx);
+  const rows = new Float64Array(h);
+  const cols = new Float64Array(w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let d = 0;
+      for (let c = 0; c < 3; c++) d += Math.abs(a.data[(y * a.widthPx + x) * 3 + c]! - b.data[(y * b.widthPx + x) * 3 + c]!);
+      rows[y]! += d;
+      cols[x]! += d;
+    }
+  }
+  return Math.max(...rows.map((r) => r / (w * 3)), ...cols.map((c) => c / (h * 3)));
+}
+
 /** Mean absolute difference per sample over the overlapping area (top-left aligned). */
 export function meanAbsDiff(a: Pixels, b: Pixels): number {
   const w = Math.min(a.widthPx, b.widthPx);
@@ -59,9 +86,16 @@ export function meanAbsDiff(a: Pixels, b: Pixels): number {
 
 /**
  * "Within JPEG tolerance", made precise: the error of JPEG-encoding the reference itself at `quality`
- * (what any correct re-encode must cost), plus a small margin for decoder rounding.
+ * (what any correct re-encode must cost), plus a small margin for decoder rounding. For an edge tile,
+ * `frame` is the full tile size: the reference is encoded at the top left of a white frame that size,
+ * as a padded tile is, since blocks that straddle the image's edge cost more.
  */
-export async function computeJpegTolerance(reference: Pixels, quality = 90): Promise<number> {
-  const encoded = await sharp(reference.data, { raw: { width: reference.widthPx, height: reference.heightPx, channels: 3 } }).jpeg({ quality }).toBuffer();
+export async function computeJpegTolerance(reference: Pixels, quality = 90, frame?: { widthPx: number; heightPx: number }): Promise<number> {
+  let image = sharp(reference.data, { raw: { width: reference.widthPx, height: reference.heightPx, channels: 3 } });
+  if (frame) {
+    const padding = { right: frame.widthPx - reference.widthPx, bottom: frame.heightPx - reference.heightPx };
+    image = image.extend({ ...padding, top: 0, left: 0, background: '#ffffff' });
+  }
+  const encoded = await image.jpeg({ quality }).toBuffer();
   return meanAbsDiff(await decodeWithSharp(encoded), reference) + 1;
 }

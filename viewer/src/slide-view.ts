@@ -18,6 +18,8 @@ export interface SlideViewApi {
   getView(): ViewState;
   /** Moves at once (no animation). */
   setView(view: ViewState): void;
+  /** Where a level-0 pixel's top-left corner is on the page, in CSS pixels. */
+  levelZeroToPage(xPx: number, yPx: number): { x: number; y: number };
   /** True when every tile the current view needs has been drawn. */
   isFullyLoaded(): boolean;
   /** Tile URLs that failed to load, oldest first. */
@@ -74,15 +76,18 @@ export async function showSlide(root: HTMLElement, slideId: string, initialView:
   } as OpenSeadragon.Options);
 
   const failedTiles: string[] = [];
+  // The slide is world item 0; overlays are items too, so coordinates go through the slide's own item
+  // (the viewport's conversions are ambiguous, and say so on the console, once there are several).
+  const slideItem = (): OpenSeadragon.TiledImage => viewer.world.getItemAt(0);
   const getView = (): ViewState => {
-    const viewport = viewer.viewport;
-    const centre = viewport.viewportToImageCoordinates(viewport.getCenter(true));
-    return { x: centre.x, y: centre.y, zoom: viewport.viewportToImageZoom(viewport.getZoom(true)) };
+    const item = slideItem();
+    const centre = item.viewportToImageCoordinates(viewer.viewport.getCenter(true));
+    return { x: centre.x, y: centre.y, zoom: item.viewportToImageZoom(viewer.viewport.getZoom(true)) };
   };
   const setView = (view: ViewState): void => {
-    const viewport = viewer.viewport;
-    viewport.zoomTo(viewport.imageToViewportZoom(view.zoom), undefined, true);
-    viewport.panTo(viewport.imageToViewportCoordinates(view.x, view.y), true);
+    const item = slideItem();
+    viewer.viewport.zoomTo(item.imageToViewportZoom(view.zoom), undefined, true);
+    viewer.viewport.panTo(item.imageToViewportCoordinates(view.x, view.y), true);
   };
 
   viewer.addOnceHandler('open', () => {
@@ -102,9 +107,10 @@ export async function showSlide(root: HTMLElement, slideId: string, initialView:
     }
   });
   let urlTimer: ReturnType<typeof setTimeout> | undefined;
-  viewer.addHandler('animation-finish', () => {
+  // Any move, animated or not, ends up in the address once the view has been still for a moment.
+  viewer.addHandler('viewport-change', () => {
     clearTimeout(urlTimer);
-    urlTimer = setTimeout(() => history.replaceState(null, '', `/${formatRoute({ page: 'slide', slideId: slide.id, view: getView() })}`), 150);
+    urlTimer = setTimeout(() => history.replaceState(null, '', `/${formatRoute({ page: 'slide', slideId: slide.id, view: getView() })}`), 250);
   });
 
   // A tile that fails is an image element's error: ask the gateway once what went wrong, and say so.
@@ -130,8 +136,13 @@ export async function showSlide(root: HTMLElement, slideId: string, initialView:
     overlays: new OverlayLayers(viewer, slide.widthPx),
     getView,
     setView,
+    levelZeroToPage: (xPx, yPx) => {
+      const p = slideItem().imageToViewerElementCoordinates(new OpenSeadragon.Point(xPx, yPx));
+      const box = viewer.element.getBoundingClientRect();
+      return { x: box.left + p.x, y: box.top + p.y };
+    },
     isFullyLoaded: () => {
-      const item = viewer.world.getItemAt(0);
+      const item = slideItem();
       const viewport = viewer.viewport;
       const still = viewport.getZoom(true) === viewport.getZoom(false) && viewport.getCenter(true).equals(viewport.getCenter(false));
       return item !== undefined && item.getFullyLoaded() && still;
