@@ -5,11 +5,12 @@
  * a 6 MB JPEG 2000 instance here), which is why frames go through this walker instead.
  */
 
-const PIXEL_DATA = 0x7fe00010;
-const ITEM = 0xfffee000;
+/** Tags as (group << 16 | element), and the undefined length (PS3.5 §7.1 and §7.5). */
+export const PIXEL_DATA = 0x7fe00010;
+export const ITEM = 0xfffee000;
 const ITEM_DELIMITER = 0xfffee00d;
-const SEQUENCE_DELIMITER = 0xfffee0dd;
-const UNDEFINED_LENGTH = 0xffffffff;
+export const SEQUENCE_DELIMITER = 0xfffee0dd;
+export const UNDEFINED_LENGTH = 0xffffffff;
 /** VRs whose explicit-VR header has 2 reserved bytes and a 32-bit length (PS3.5 Table 7.1-1). */
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 

@@ -15,10 +15,22 @@ declare module 'dcmjs' {
     includeUntilTagValue?: boolean;
     noCopy?: boolean;
   }
+  /** A dictionary entry: tag as '(GGGG,EEEE)' and its VR. */
+  interface DictionaryEntry {
+    tag: string;
+    vr: string;
+  }
   const dcmjs: {
     data: {
       DicomMessage: {
         readFile(buffer: ArrayBuffer, options?: ReadOptions): DicomDict;
+      };
+      DicomDict: new (meta: Record<string, DicomJsonElement>) => DicomDict;
+      DicomMetaDictionary: {
+        /** Keyword → entry, e.g. nameMap.PatientName. */
+        nameMap: Record<string, DictionaryEntry | undefined>;
+        /** A dataset keyed by keyword (sequences as arrays of such datasets) → DICOM JSON keyed by tag. */
+        denaturalizeDataset(dataset: Record<string, unknown>): Record<string, DicomJsonElement>;
       };
     };
   };
