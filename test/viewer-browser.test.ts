@@ -1,12 +1,11 @@
 /**
  * The slide browser in Chromium against a gateway on the shared Orthanc: every slide listed with its
  * thumbnail, filtering and paging, patient data hidden unless configured, and a clear message when the
- * PACS is down. Makes docs/screenshots/slide-browser.png when DOCS_SCREENSHOTS=1.
+ * PACS is down. Makes docs/screenshots/slide-browser.jpg when DOCS_SCREENSHOTS=1.
  */
-import { copyFile, mkdir } from 'node:fs/promises';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeInBrowser, launchChromium, startGatewayServer, watchPage, type GatewayServer, type PageProblems } from './support/browser.js';
+import { describeInBrowser, launchChromium, saveDocsScreenshot, startGatewayServer, watchPage, type GatewayServer, type PageProblems } from './support/browser.js';
 import { readSharedWsiSeries } from './support/wsi-data.js';
 
 /** Patient names and IDs written in ../shared/wsi (see `dcmdump +P 0010,0010`); none may reach the page. */
@@ -61,10 +60,7 @@ describeInBrowser('slide browser', ({ dicomwebUrl }) => {
     expect(text).toContain('20× (0.499 µm/px)');
     for (const secret of PATIENT_DATA) expect(text).not.toContain(secret);
     expect(problems).toEqual({ consoleErrors: [], failedRequests: [], badResponses: [] });
-    if (process.env.DOCS_SCREENSHOTS === '1') {
-      await mkdir('docs/screenshots', { recursive: true });
-      await page.screenshot({ path: 'docs/screenshots/slide-browser.png' });
-    }
+    await saveDocsScreenshot(page, 'slide-browser');
   });
 
   it('filters by text and pages through the results, keeping both in the address', async () => {
@@ -113,9 +109,3 @@ describeInBrowser('slide browser', ({ dicomwebUrl }) => {
     }
   });
 });
-
-/** Copies a screenshot into docs/ (used by the slide-view tests too). */
-export async function saveDocsScreenshot(from: string, name: string): Promise<void> {
-  await mkdir('docs/screenshots', { recursive: true });
-  await copyFile(from, `docs/screenshots/${name}`);
-}

@@ -2,13 +2,12 @@
  * One slide in the viewer, in Chromium, against a gateway on the shared Orthanc: every slide opens with
  * no failed request or console error; at full zoom the screen shows the tile's own pixels (both
  * OpenSeadragon drawers); the label shows; the view lives in the address; keys move it; overlays sit on
- * level-0 pixels. Makes docs/screenshots/viewer.png when DOCS_SCREENSHOTS=1.
+ * level-0 pixels. Makes docs/screenshots/viewer.jpg when DOCS_SCREENSHOTS=1.
  */
-import { mkdir } from 'node:fs/promises';
 import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeInBrowser, hideChrome, launchChromium, screenshotPixels, startGatewayServer, waitForTiles, watchPage, type GatewayServer, type PageProblems, type PageWindow } from './support/browser.js';
+import { describeInBrowser, hideChrome, saveDocsScreenshot, launchChromium, screenshotPixels, startGatewayServer, waitForTiles, watchPage, type GatewayServer, type PageProblems, type PageWindow } from './support/browser.js';
 import { computeJpegTolerance, cropPixels, decodeWithSharp, meanAbsDiff, type Pixels } from './support/reference.js';
 import { alignToScreenPixels, getView, levelZeroToPage, openSlide, setView } from './support/viewer-page.js';
 import { startOrthanc } from './support/orthanc.js';
@@ -82,11 +81,8 @@ describeInBrowser('slide viewer', ({ dicomwebUrl }) => {
     await expect.poll(() => label.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBeGreaterThan(0);
     const labelPixels = await decodeWithSharp(await label.screenshot());
     expect(labelPixels.widthPx).toBeGreaterThan(100);
-    if (process.env.DOCS_SCREENSHOTS === '1') {
-      await setView(page, { x: 1000, y: 1300, zoom: 0.5 });
-      await mkdir('docs/screenshots', { recursive: true });
-      await page.screenshot({ path: 'docs/screenshots/viewer.png' });
-    }
+    await setView(page, { x: 1000, y: 1300, zoom: 0.5 });
+    await saveDocsScreenshot(page, 'viewer');
   });
 
   it('keeps the view in the address, so a copied link opens the same view', async () => {

@@ -3,6 +3,7 @@
  * socket (a page needs a URL), and a record of everything that went wrong in a page.
  */
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -131,4 +132,11 @@ export async function screenshotPixels(page: Page, clip: { x: number; y: number;
 /** Hides everything drawn over the slide (navigator, buttons, scale bar), so screenshots hold only tiles. */
 export async function hideChrome(page: Page): Promise<void> {
   await page.addStyleTag({ content: '.scale-bar, .navigator, .openseadragon-container > div:not(.openseadragon-canvas) { display: none !important; }' });
+}
+
+/** With DOCS_SCREENSHOTS=1, saves the page as docs/screenshots/NAME.jpg (README shows them). */
+export async function saveDocsScreenshot(page: Page, name: string): Promise<void> {
+  if (process.env.DOCS_SCREENSHOTS !== '1') return;
+  await mkdir('docs/screenshots', { recursive: true });
+  await page.screenshot({ path: `docs/screenshots/${name}.jpg`, type: 'jpeg', quality: 80 });
 }

@@ -22,7 +22,7 @@ describe('DicomGrid', () => {
     expect(grid.tileHeight(0)).toBe(128);
   });
 
-  it('places every level over exactly the same area, tiles edge to edge without gaps', () => {
+  it('lays tiles edge to edge without gaps, each level within one of its pixels of level 0', () => {
     for (let osd = 0; osd < 3; osd++) {
       const { x: cols, y: rows } = grid.numTiles(osd);
       let right = 0;
@@ -38,7 +38,9 @@ describe('DicomGrid', () => {
         bottom = b.y + b.height;
       }
       expect(right).toBeCloseTo(1, 12);
-      expect(bottom).toBeCloseTo(2200 / 3000, 12);
+      const level = levels[grid.dicomLevel(osd)]!;
+      expect(bottom).toBeCloseTo(level.heightPx / level.widthPx, 12);
+      expect(Math.abs(bottom - 2200 / 3000) * level.widthPx).toBeLessThan(1);
     }
   });
 
@@ -58,6 +60,7 @@ describe('DicomGrid', () => {
       }
     }
     expect(grid.tileAtPoint(2, { x: 1, y: 2200 / 3000 })).toEqual({ x: 11, y: 8 });
+    expect(grid.tileAtPoint(0, { x: 0.999, y: 2200 / 3000 })).toEqual({ x: 2, y: 1 });
     expect(grid.tileAtPoint(2, { x: -0.1, y: 5 })).toEqual({ x: 0, y: 8 });
   });
 

@@ -4,8 +4,11 @@
  * OpenSeadragon numbers levels from the smallest (0) up; DICOM pyramids here number them from full
  * resolution (0) down, so OSD level i is DICOM level n-1-i. Each OSD tile is exactly one DICOM frame:
  * the level's own tile size and grid, no resampling. Levels are NOT assumed to halve: a level's scale is
- * its exact width ratio to level 0 (converters write 2220 → 1110 → 555 → 277, or factors of 3 or 4), and
- * its y scale is its own height ratio, so every level covers exactly the same area.
+ * its exact width ratio to level 0 (converters write 2220 → 1110 → 555 → 277, or factors of 3 or 4).
+ *
+ * A level's scale is its width ratio on both axes, so at that level's own zoom each frame is drawn
+ * 1:1 with no resampling in either direction. A level whose height ratio differs slightly (2200 px
+ * → 734, not 733.3) then ends a fraction of one of its pixels away from level 0's bottom edge.
  *
  * Coordinates: OpenSeadragon's "source" space is x ∈ [0, 1] across level 0's width, y in the same unit.
  */
@@ -90,11 +93,6 @@ export class DicomGrid {
     return ((bits[t >> 3] ?? 0) & (1 << (t & 7))) !== 0;
   }
 
-  /** Level-0 pixels per pixel of this level, along x and along y. */
-  private downsample(osdLevel: number): { x: number; y: number } {
-    const l = this.level(osdLevel);
-    return { x: this.widthPx / l.widthPx, y: this.heightPx / l.heightPx };
-  }
 
   /**
    * Where a tile lies in source space, and (source = true) which part of its image holds pixels:
@@ -107,17 +105,15 @@ export class DicomGrid {
     const widthPx = Math.max(0, Math.min(l.tileWidthPx, l.widthPx - xPx));
     const heightPx = Math.max(0, Math.min(l.tileHeightPx, l.heightPx - yPx));
     if (source) return { x: 0, y: 0, width: widthPx, height: heightPx };
-    const d = this.downsample(osdLevel);
-    const unit = 1 / this.widthPx;
-    return { x: xPx * d.x * unit, y: yPx * d.y * unit, width: widthPx * d.x * unit, height: heightPx * d.y * unit };
+    const unit = 1 / l.widthPx;
+    return { x: xPx * unit, y: yPx * unit, width: widthPx * unit, height: heightPx * unit };
   }
 
   /** The tile under a point of source space (clamped to the grid), the inverse of tileBounds. */
   tileAtPoint(osdLevel: number, point: { x: number; y: number }): { x: number; y: number } {
     const l = this.level(osdLevel);
-    const d = this.downsample(osdLevel);
-    const col = Math.floor((point.x * this.widthPx) / d.x / l.tileWidthPx);
-    const row = Math.floor((point.y * this.widthPx) / d.y / l.tileHeightPx);
+    const col = Math.floor((point.x * l.widthPx) / l.tileWidthPx);
+    const row = Math.floor((point.y * l.widthPx) / l.tileHeightPx);
     return { x: clamp(col, 0, l.gridCols - 1), y: clamp(row, 0, l.gridRows - 1) };
   }
 }
