@@ -29,7 +29,8 @@ function main(): void {
   }
   const app = createApp(services);
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
-    logger.info({ config: describeConfig(config), address: `http://${info.address}:${info.port}` }, 'gateway listening');
+    const address = `http://${info.address === '0.0.0.0' || info.address === '::' ? 'localhost' : info.address}:${info.port}`;
+    logger.info({ config: describeConfig(config), address }, `gateway listening: open ${address}/ in a browser`);
   });
   server.on('error', (error) => {
     logger.fatal({ err: error }, 'cannot listen');
