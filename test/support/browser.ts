@@ -122,9 +122,19 @@ export async function waitForTiles(page: Page, timeoutMs = 30_000): Promise<void
   });
 }
 
-/** A region of the page as RGB pixels (CSS px = device px: the tests run at deviceScaleFactor 1). */
+/**
+ * A region of the page as RGB pixels (CSS px = device px: the tests run at deviceScaleFactor 1), once
+ * the page has stopped changing there: two screenshots in a row must agree, because a software-WebGL
+ * drawer may still be painting what it has loaded.
+ */
 export async function screenshotPixels(page: Page, clip: { x: number; y: number; width: number; height: number }): Promise<Pixels> {
-  const png = await page.screenshot({ clip, type: 'png' });
+  let png = await page.screenshot({ clip, type: 'png' });
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await page.waitForTimeout(100);
+    const again = await page.screenshot({ clip, type: 'png' });
+    if (again.equals(png)) break;
+    png = again;
+  }
   const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
   return { data, widthPx: info.width, heightPx: info.height };
 }

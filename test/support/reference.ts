@@ -57,7 +57,7 @@ export function cropPixels(p: Pixels, leftPx: number, topPx: number, widthPx: nu
  * The worst single row or column: the mean absolute difference of each row and of each column, and the
  * largest. A gap or a seam between tiles is one bad line that a whole-image mean would dilute.
  */
-export function worstLineDiff(a: Pixels, b: Pixels): number {
+export function worstLineDiff(a: Pixels, b: Pixels): { diff: number; where: string } {
   const w = Math.min(a.widthPx, b.widthPx);
   const h = Math.min(a.heightPx, b.heightPx);
   const rows = new Float64Array(h);
@@ -70,7 +70,14 @@ export function worstLineDiff(a: Pixels, b: Pixels): number {
       cols[x]! += d;
     }
   }
-  return Math.max(...rows.map((r) => r / (w * 3)), ...cols.map((c) => c / (h * 3)));
+  let worst = { diff: 0, where: 'nowhere' };
+  rows.forEach((r, y) => {
+    if (r / (w * 3) > worst.diff) worst = { diff: r / (w * 3), where: `row ${y} of ${h}` };
+  });
+  cols.forEach((c, x) => {
+    if (c / (h * 3) > worst.diff) worst = { diff: c / (h * 3), where: `column ${x} of ${w}` };
+  });
+  return worst;
 }
 
 /** Mean absolute difference per sample over the overlapping area (top-left aligned). */
