@@ -7,21 +7,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithOrthanc } from './support/skip.js';
 import { createTestGateway, readJson, type TestGateway } from './support/gateway.js';
 import { computeJpegTolerance, decodeJ2kWithVips, decodeWithSharp, meanAbsDiff, readSlideRegion, type Pixels } from './support/reference.js';
+import type { LevelDescriptor as LevelJson, SlideDescriptor as SlideJson } from '../viewer/src/api.js';
 import { readDicomFileFacts, sampleSlideId, sharedWsiDir, wsiSamples, type WsiSample } from './support/wsi-data.js';
-
-interface LevelJson {
-  index: number;
-  widthPx: number;
-  heightPx: number;
-  tileWidthPx: number;
-  tileHeightPx: number;
-  gridCols: number;
-  gridRows: number;
-}
-interface SlideJson {
-  id: string;
-  levels: LevelJson[];
-}
 
 const slideId = sampleSlideId;
 

@@ -5,8 +5,8 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeInBrowser, launchChromium, saveDocsScreenshot, startGatewayServer, watchPage, type GatewayServer, type PageProblems } from './support/browser.js';
-import { readSharedWsiSeries } from './support/wsi-data.js';
+import { describeInBrowser, launchChromium, saveDocsScreenshot, startGatewayServer, openTestPage, type GatewayServer, type PageProblems } from './support/browser.js';
+import { listDicomSamples, sampleSlideId } from './support/wsi-data.js';
 
 /** Patient names and IDs written in ../shared/wsi (see `dcmdump +P 0010,0010`); none may reach the page. */
 const PATIENT_DATA = ['Penelope', 'GenLast', 'PN-1-692-287-590-758-1', 'OPENSLIDE-CMU-1', 'OpenSlide^CMU', 'AA01'];
@@ -23,23 +23,19 @@ describeInBrowser('slide browser', ({ dicomwebUrl }) => {
   let browser: Browser;
   let page: Page;
   let problems: PageProblems;
-  /** Series of ../shared/wsi holding a VL WSI volume image: what "every slide" means. */
+  /** The slides of ../shared/wsi as PROVENANCE.md lists them: what "every slide" means. */
   let expectedSlideIds: string[];
 
   beforeAll(async () => {
     [gateway, browser] = await Promise.all([startGatewayServer({ DICOMWEB_URL: dicomwebUrl }), launchChromium()]);
-    const series = await readSharedWsiSeries();
-    expectedSlideIds = series
-      .filter((s) => s.instances.some((i) => i.sopClassUid === '1.2.840.10008.5.1.4.1.1.77.1.6' && i.imageType[2] !== 'LABEL' && i.imageType[2] !== 'OVERVIEW'))
-      .map((s) => `${s.studyInstanceUid}/${s.seriesInstanceUid}`);
+    expectedSlideIds = await Promise.all(listDicomSamples().filter((s) => s.kind === 'slide').map(sampleSlideId));
   });
   afterAll(async () => {
     await browser?.close();
     await gateway?.close();
   });
   beforeEach(async () => {
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
-    problems = watchPage(page);
+    ({ page, problems } = await openTestPage(browser));
   });
 
   const cardIds = () => page.locator('.slide-card').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-slide-id')));

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeInBrowser, hideChrome, launchChromium, screenshotPixels, startGatewayServer, watchPage, type GatewayServer, type PageProblems } from './support/browser.js';
+import { describeInBrowser, hideChrome, launchChromium, screenshotPixels, startGatewayServer, openTestPage, type GatewayServer, type PageProblems } from './support/browser.js';
 import { meanAbsDiff, worstLineDiff, type Pixels } from './support/reference.js';
 import { writeNonPowerOfTwoSlide, type SyntheticSlide } from './support/synthetic-slide.js';
 import { alignToScreenPixels, levelZeroToPage, openSlide, readLevelRegion, setView } from './support/viewer-page.js';
@@ -30,8 +30,7 @@ describeInBrowser('non-power-of-2 pyramid in the viewer', () => {
     slide = await writeNonPowerOfTwoSlide(dir);
     slideId = `${slide.studyUid}/${slide.seriesUid}`;
     [gateway, browser] = await Promise.all([startGatewayServer({ DICOM_DIR: dir }), launchChromium()]);
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
-    problems = watchPage(page);
+    ({ page, problems } = await openTestPage(browser));
     // WebGL, OpenSeadragon's default drawer: it draws frames 1:1 (see viewer-slide.test.ts).
     await openSlide(page, gateway.url, slideId, undefined, 'webgl');
     await hideChrome(page);

@@ -7,7 +7,7 @@
 import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { describeInBrowser, hideChrome, saveDocsScreenshot, launchChromium, screenshotPixels, startGatewayServer, waitForTiles, watchPage, type GatewayServer, type PageProblems, type PageWindow } from './support/browser.js';
+import { describeInBrowser, hideChrome, saveDocsScreenshot, launchChromium, screenshotPixels, startGatewayServer, waitForTiles, openTestPage, type GatewayServer, type PageProblems, type PageWindow } from './support/browser.js';
 import { computeJpegTolerance, cropPixels, decodeWithSharp, meanAbsDiff, type Pixels } from './support/reference.js';
 import { alignToScreenPixels, getView, levelZeroToPage, openSlide, setView } from './support/viewer-page.js';
 import { startOrthanc } from './support/orthanc.js';
@@ -28,8 +28,7 @@ describeInBrowser('slide viewer', ({ dicomwebUrl }) => {
     await gateway?.close();
   });
   beforeEach(async () => {
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
-    problems = watchPage(page);
+    ({ page, problems } = await openTestPage(browser));
   });
 
   const tilePixels = async (slideId: string, level: number, col: number, row: number): Promise<Pixels> => {

@@ -62,6 +62,12 @@ export async function startGatewayServer(env: Record<string, string>): Promise<G
   };
 }
 
+/** A page at the size every browser test uses (CSS px = device px), watched for problems. */
+export async function openTestPage(browser: Browser): Promise<{ page: Page; problems: PageProblems }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
+  return { page, problems: watchPage(page) };
+}
+
 /** What went wrong in a page since it was opened: console errors, page errors, failed or 4xx/5xx requests. */
 export interface PageProblems {
   consoleErrors: string[];

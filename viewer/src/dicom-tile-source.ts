@@ -6,7 +6,7 @@ import OpenSeadragon from 'openseadragon';
 import { slideUrl, type SlideDescriptor } from './api.js';
 import { DicomGrid } from './grid.js';
 
-export function createDicomTileSource(slide: SlideDescriptor): { tileSource: OpenSeadragon.TileSource; grid: DicomGrid } {
+export function createDicomTileSource(slide: SlideDescriptor): OpenSeadragon.TileSource {
   const grid = new DicomGrid(slide.levels);
   const base = slide.levels[0]!;
   const tilesUrl = slideUrl(slide.id, '/tiles');
@@ -32,8 +32,7 @@ export function createDicomTileSource(slide: SlideDescriptor): { tileSource: Ope
     getTileAtPoint: (level: number, point: OpenSeadragon.Point) => toPoint(grid.tileAtPoint(level, point)),
     getTileUrl: (level: number, x: number, y: number) => `${tilesUrl}/${grid.dicomLevel(level)}/${x}/${y}.jpg`,
   };
-  const tileSource = new OpenSeadragon.TileSource(overrides as unknown as OpenSeadragon.TileSourceOptions);
-  return { tileSource, grid };
+  return new OpenSeadragon.TileSource(overrides as unknown as OpenSeadragon.TileSourceOptions);
 }
 
 const toPoint = (p: { x: number; y: number }) => new OpenSeadragon.Point(p.x, p.y);

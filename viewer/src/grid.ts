@@ -12,17 +12,10 @@
  *
  * Coordinates: OpenSeadragon's "source" space is x ∈ [0, 1] across level 0's width, y in the same unit.
  */
+import type { LevelDescriptor } from './api.js';
 
-export interface GridLevel {
-  widthPx: number;
-  heightPx: number;
-  tileWidthPx: number;
-  tileHeightPx: number;
-  gridCols: number;
-  gridRows: number;
-  /** Base64 bitset of the tiles that exist (sparse levels), or null when every tile exists. */
-  tileMap: string | null;
-}
+/** What the grid needs of a level descriptor (`tileMap`: the tiles a sparse level has, or null). */
+export type GridLevel = Pick<LevelDescriptor, 'widthPx' | 'heightPx' | 'tileWidthPx' | 'tileHeightPx' | 'gridCols' | 'gridRows' | 'tileMap'>;
 
 export interface NormalizedRect {
   x: number;

@@ -58,7 +58,7 @@ export async function showSlide(root: HTMLElement, slideId: string, initialView:
     h('main', { class: 'slide' }, h('div', { class: 'stage' }, osdElement, scaleBar, banner), sidePanel(slide, mppUm)),
   );
 
-  const { tileSource } = createDicomTileSource(slide);
+  const tileSource = createDicomTileSource(slide);
   const drawer = new URLSearchParams(location.search).get('drawer');
   const viewer = OpenSeadragon({
     element: osdElement,
