@@ -72,4 +72,14 @@ describe('loadConfig', () => {
   it('ignores unrelated environment variables', () => {
     expect(problemsOf({ PATH: '/usr/bin', HOME: '/root', npm_config_foo: '1' })).toEqual([]);
   });
+
+  it('reads the embedding settings: providers in order, cpu by default, typos named', () => {
+    const config = loadConfig({ ONNX_EXECUTION_PROVIDERS: 'TensorRT, cuda', MODELS_DIR: '/opt/models', EMBED_CONCURRENT_SLIDES: '3' });
+    expect(config.onnxExecutionProviders).toEqual(['tensorrt', 'cuda']);
+    expect(config.modelsDir).toBe('/opt/models');
+    expect(config.embedConcurrentSlides).toBe(3);
+    expect(loadConfig({}).onnxExecutionProviders).toEqual(['cpu']);
+    expect(problemsOf({ ONNX_EXECUTION_PROVIDERS: 'cuda,rocm' })[0]).toMatch(/^ONNX_EXECUTION_PROVIDERS/);
+    expect(problemsOf({ EMBED_FRAMES_PER_REQUST: '10' })[0]).toMatch(/^EMBED_FRAMES_PER_REQUST: unknown setting/);
+  });
 });

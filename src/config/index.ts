@@ -35,6 +35,18 @@ export interface Config {
   /** Show patient names and IDs in the slide list (and let the filter match them). @default false */
   showPatientData: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Folder of model weights, and of manifests that add to or replace the shipped ones. @default './models' */
+  modelsDir: string;
+  /** Where embeddings are stored, per slide, model and grid. @default './data/embeddings' */
+  embedDir: string;
+  /** onnxruntime execution providers in order of preference; cpu is always the last resort. @default ['cpu'] */
+  onnxExecutionProviders: readonly ('tensorrt' | 'cuda' | 'cpu')[];
+  /** Threads per operator for onnxruntime on CPU; 0 = one per core. @default 0 */
+  onnxThreads: number;
+  /** Most frames asked for in one PACS request while embedding. @default 200 */
+  embedFramesPerRequest: number;
+  /** Slides embedded at once: 2 lets the next slide's frames load while the model finishes the last. @default 2 */
+  embedConcurrentSlides: number;
 }
 
 export class ConfigError extends Error {
@@ -63,8 +75,14 @@ const KNOWN_KEYS = [
   'TILE_JPEG_QUALITY',
   'GATEWAY_SHOW_PATIENT_DATA',
   'LOG_LEVEL',
+  'MODELS_DIR',
+  'EMBED_DIR',
+  'ONNX_EXECUTION_PROVIDERS',
+  'ONNX_THREADS',
+  'EMBED_FRAMES_PER_REQUEST',
+  'EMBED_CONCURRENT_SLIDES',
 ] as const;
-const OUR_PREFIXES = ['DICOMWEB_', 'DICOM_', 'TILE_', 'GATEWAY_'];
+const OUR_PREFIXES = ['DICOMWEB_', 'DICOM_', 'TILE_', 'GATEWAY_', 'EMBED_', 'ONNX_', 'MODELS_'];
 
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 
@@ -121,6 +139,16 @@ const schema = z.object({
     .transform((v) => v === 'true' || v === '1')
     .default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  MODELS_DIR: z.string().min(1).default('./models'),
+  EMBED_DIR: z.string().min(1).default('./data/embeddings'),
+  ONNX_EXECUTION_PROVIDERS: z
+    .string()
+    .transform((v) => v.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean))
+    .pipe(z.array(z.enum(['tensorrt', 'cuda', 'cpu'], { error: 'must be a comma-separated list of tensorrt, cuda, cpu' })).min(1))
+    .default(['cpu']),
+  ONNX_THREADS: int(0, 1024).default(0),
+  EMBED_FRAMES_PER_REQUEST: int(1, 10_000).default(200),
+  EMBED_CONCURRENT_SLIDES: int(1, 16).default(2),
 });
 
 function readSecretFile(path: string | undefined, name: string, problems: string[]): string | undefined {
@@ -182,6 +210,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     jpegQuality: v.TILE_JPEG_QUALITY,
     showPatientData: v.GATEWAY_SHOW_PATIENT_DATA,
     logLevel: v.LOG_LEVEL,
+    modelsDir: v.MODELS_DIR,
+    embedDir: v.EMBED_DIR,
+    onnxExecutionProviders: Object.freeze([...v.ONNX_EXECUTION_PROVIDERS]),
+    onnxThreads: v.ONNX_THREADS,
+    embedFramesPerRequest: v.EMBED_FRAMES_PER_REQUEST,
+    embedConcurrentSlides: v.EMBED_CONCURRENT_SLIDES,
   });
 }
 
@@ -194,5 +228,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     tileCacheBytes: config.tileCacheBytes,
     prefetchFrames: config.prefetchFrames,
     showPatientData: config.showPatientData,
+    modelsDir: config.modelsDir,
+    embedDir: config.embedDir,
+    onnxExecutionProviders: config.onnxExecutionProviders,
   };
 }
