@@ -7,7 +7,14 @@ import { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { ClosingError } from './errors.js';
+import { runEmbedSlideJob } from './embed/jobs/embed-slide-job.js';
+import { createInProcessQueue, type JobQueue } from './embed/jobs/job-queue.js';
+import type { RetryPolicy } from './embed/pipeline/retry.js';
+import { createModelRegistry, type ModelRegistry } from './embed/runtime/index.js';
+import { createLocalStore, type EmbeddingStore } from './embed/store/index.js';
+import { createEmbeddingRoutes, createModelRoutes } from './routes/embeddings.js';
 import { createErrorHandler, notFound } from './routes/errors.js';
+import { createJobRoutes } from './routes/jobs.js';
 import { createSlideRoutes } from './routes/slides.js';
 import { createViewerRoutes } from './routes/viewer.js';
 import { createSource, type SlideSource } from './source/index.js';
@@ -19,6 +26,9 @@ export interface Services {
   source: SlideSource;
   catalog: SlideCatalog;
   tiles: TileService;
+  models: ModelRegistry;
+  store: EmbeddingStore;
+  jobs: JobQueue;
   /** True once draining or closing has begun: new requests get 503. */
   readonly closing: boolean;
   /** Answers new requests with 503 while those in flight finish; releases nothing. */
@@ -30,6 +40,8 @@ export interface Services {
 export interface ServiceOverrides {
   logger?: Logger;
   source?: SlideSource;
+  /** How embedding jobs retry the PACS (tests shorten the waits). */
+  embedRetry?: Partial<RetryPolicy>;
 }
 
 export function createServices(config: Readonly<Config>, overrides: ServiceOverrides = {}): Services {
@@ -37,6 +49,13 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
   const source = overrides.source ?? createSource(config);
   const catalog = createSlideCatalog({ source, searchPatientData: config.showPatientData });
   const tiles = createTileService({ source, cacheBytes: config.tileCacheBytes, prefetchFrames: config.prefetchFrames, jpegQuality: config.jpegQuality });
+  const models = createModelRegistry({ modelsDir: config.modelsDir, executionProviders: config.onnxExecutionProviders, intraOpThreads: config.onnxThreads, logger });
+  const store = createLocalStore(config.embedDir);
+  const jobDeps = { source, catalog, tiles, models, store, logger, framesPerRequest: config.embedFramesPerRequest, retry: overrides.embedRetry };
+  const jobs = createInProcessQueue((spec, report, signal) => runEmbedSlideJob(spec, jobDeps, report, signal), {
+    concurrency: config.embedConcurrentSlides,
+    onError: (job, error) => logger.warn({ job: job.id, series: job.spec.seriesUid, model: job.spec.model, reason: (error as Error).message }, 'embedding job failed'),
+  });
   let draining = false;
   let closing: Promise<void> | undefined;
   return {
@@ -45,6 +64,9 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
     source,
     catalog,
     tiles,
+    models,
+    store,
+    jobs,
     get closing() {
       return draining;
     },
@@ -54,6 +76,9 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
     close() {
       draining = true;
       closing ??= (async () => {
+        // Jobs first: they stop at their next batch, with everything committed so far kept for a resume.
+        await jobs.close();
+        await models.close();
         tiles.clear();
         catalog.clear();
         await source.close();
@@ -88,6 +113,9 @@ export function createApp(services: Services, options: AppOptions = {}): Hono {
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.route('/api/slides', createSlideRoutes({ ...services, showPatientData: services.config.showPatientData }));
+  app.route('/api/slides', createEmbeddingRoutes(services));
+  app.route('/api/jobs', createJobRoutes(services));
+  app.route('/api/models', createModelRoutes(services));
   app.route('/', createViewerRoutes(options.viewerDir));
   return app;
 }

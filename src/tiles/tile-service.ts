@@ -121,9 +121,12 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     });
   }
 
-  /** The whole image, assembled from its tiles and scaled to fit `maxSizePx`, as a JPEG. */
-  async function renderImage(slide: Slide, image: TiledImage, maxSizePx: number): Promise<Buffer> {
-    if (image.gridCols * image.gridRows > MAX_RENDER_FRAMES) {
+  /**
+   * The whole image as RGB pixels, assembled from its tiles and scaled to fit `maxSizePx` (the tissue
+   * mask of an embedding job reads a low-resolution level this way).
+   */
+  async function renderRgb(slide: Slide, image: TiledImage, maxSizePx: number, maxFrames = MAX_RENDER_FRAMES): Promise<RgbImage> {
+    if (image.gridCols * image.gridRows > maxFrames) {
       throw new NotFoundError('The image has too many tiles to render whole', 'IMAGE_TOO_LARGE');
     }
     // Padded edge tiles reach past the image: paste whole tiles on a canvas of whole tiles, then crop.
@@ -152,13 +155,19 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     const out = scale < 1
       ? await pipeline.resize({ width: Math.max(1, Math.round(image.widthPx * scale)), height: Math.max(1, Math.round(image.heightPx * scale)), fit: 'fill' }).raw().toBuffer({ resolveWithObject: true })
       : await pipeline.raw().toBuffer({ resolveWithObject: true });
-    return encodeJpeg({ data: out.data, widthPx: out.info.width, heightPx: out.info.height, channels: 3 }, { quality: jpegQuality });
+    return { data: out.data, widthPx: out.info.width, heightPx: out.info.height, channels: 3 };
+  }
+
+  /** The whole image, assembled from its tiles and scaled to fit `maxSizePx`, as a JPEG. */
+  async function renderImage(slide: Slide, image: TiledImage, maxSizePx: number): Promise<Buffer> {
+    return encodeJpeg(await renderRgb(slide, image, maxSizePx), { quality: jpegQuality });
   }
 
   return {
     getTile,
     computeEtag,
     renderImage,
+    renderRgb,
     stats: () => frames.stats(),
     clear: () => frames.clear(),
   };

@@ -77,6 +77,8 @@ function manifestFor(kind: GeneratedModelKind, seed: number, dim: number, paramC
       spec.family === 'vit'
         ? { name: OUTPUT_NAME, pooling: 'none', layout: 'NHWC', dim }
         : { name: OUTPUT_NAME, pooling: 'mean-hw', layout: 'NHWC', dim },
+    // The generated BiT avoids the Pad → MaxPool that onnxruntime folds wrongly (bit.ts), so it can be fully optimised.
+    onnxGraphOptimization: 'all',
     // The same as the real models' manifests (models/path-foundation.json, remedis-path-50x1.json).
     recommendedMpp: [0.5, 1, 2],
     maxBatch: spec.maxBatch,

@@ -46,6 +46,12 @@ export const ModelManifestSchema = z
     }),
     /** µm per pixel the model was trained at, finest last; the first value a job uses by default. */
     recommendedMpp: z.array(z.number().positive()).min(1),
+    /**
+     * onnxruntime's graph optimisation. onnxruntime 1.30 folds a zero Pad into the MaxPool after it,
+     * which then pads with -inf instead of 0 and changes border values: ResNet-v2/BiT exports (REMEDIS)
+     * have exactly that Pad → MaxPool and need 'disabled'. @default 'all'
+     */
+    onnxGraphOptimization: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
     /** Largest batch worth sending at once (CPU gains nothing above 8; GPUs like 64+). @default 32 */
     maxBatch: z.number().int().min(1).max(4096).default(32),
   })

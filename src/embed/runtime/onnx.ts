@@ -27,7 +27,7 @@ export function resolveModelFile(manifest: ModelManifest, modelsDir: string): st
 }
 
 /** Opens a session with the first provider that works, falling back towards CPU. */
-async function openSession(bytes: Uint8Array, options: OnnxOptions): Promise<{ session: ort.InferenceSession; provider: ExecutionProvider }> {
+async function openSession(bytes: Uint8Array, manifest: ModelManifest, options: OnnxOptions): Promise<{ session: ort.InferenceSession; provider: ExecutionProvider }> {
   const wanted = [...new Set([...(options.executionProviders ?? []), 'cpu' as const])];
   const failures: Array<{ provider: ExecutionProvider; reason: string }> = [];
   for (let i = 0; i < wanted.length; i++) {
@@ -37,7 +37,7 @@ async function openSession(bytes: Uint8Array, options: OnnxOptions): Promise<{ s
         // The remaining providers stay in the list so operators the first cannot run fall back per node.
         executionProviders: wanted.slice(i),
         intraOpNumThreads: options.intraOpThreads ?? 0,
-        graphOptimizationLevel: 'all',
+        graphOptimizationLevel: manifest.onnxGraphOptimization,
       });
       options.onProvider?.(provider, failures);
       return { session, provider };
@@ -54,7 +54,7 @@ export async function loadOnnxModel(manifest: ModelManifest, modelsDir: string, 
   await access(file).catch(() => {
     throw new Error(`Model '${manifest.id}' needs ${file}, which does not exist: see models/README.md for how to make it`);
   });
-  const { session, provider } = await openSession(await readFile(file), options);
+  const { session, provider } = await openSession(await readFile(file), manifest, options);
   const inputName = manifest.input.name ?? session.inputNames[0]!;
   const outputName = manifest.output.name ?? session.outputNames[0]!;
   if (!session.inputNames.includes(inputName)) throw new Error(`${file} has no input '${inputName}' (it has ${session.inputNames.join(', ')})`);

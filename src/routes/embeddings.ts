@@ -1,0 +1,137 @@
+/**
+ * Embeddings of a slide: start a job (POST), list the stored runs (GET), download a run's files, and
+ * the models there are (/api/models). Thin: validate, call the services, shape the answer.
+ */
+import { Readable } from 'node:stream';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { BadRequestError, NotFoundError } from '../errors.js';
+import type { JobQueue } from '../embed/jobs/job-queue.js';
+import type { ModelRegistry } from '../embed/runtime/index.js';
+import { RUN_FILES, type EmbeddingStore, type RunFileName, type RunInfo } from '../embed/store/index.js';
+import type { SlideCatalog } from '../tiles/index.js';
+import { parseUid } from './params.js';
+
+export interface EmbeddingRoutesDeps {
+  catalog: SlideCatalog;
+  models: ModelRegistry;
+  store: EmbeddingStore;
+  jobs: JobQueue;
+}
+
+/** The model a job uses when the request names none: the built-in one, which needs no weights. */
+export const DEFAULT_MODEL = 'stain-texture';
+/** The least tissue fraction of a patch, when the request says nothing. */
+export const DEFAULT_MIN_TISSUE = 0.25;
+
+const JobRequestSchema = z
+  .object({
+    model: z.string().min(1).max(64).default(DEFAULT_MODEL),
+    mpp: z.number().positive().max(1000).optional(),
+    stride: z.number().int().min(1).max(100_000).optional(),
+    minTissue: z.number().min(0).max(1).default(DEFAULT_MIN_TISSUE),
+    mppOverride: z.number().positive().max(1000).optional(),
+  })
+  .strict();
+
+async function readJobRequest(body: string) {
+  let json: unknown = {};
+  if (body.trim() !== '') {
+    try {
+      json = JSON.parse(body);
+    } catch {
+      throw new BadRequestError('The body must be JSON: {"model", "mpp", "stride", "minTissue", "mppOverride"}, all optional', 'INVALID_BODY');
+    }
+  }
+  const parsed = JobRequestSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new BadRequestError(parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '), 'INVALID_BODY');
+  }
+  return parsed.data;
+}
+
+const RUN_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const MODEL_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+function runLinks(base: string, info: RunInfo) {
+  const prefix = `${base}/${info.key.modelId}/${info.key.runId}`;
+  return info.status === 'complete' ? Object.fromEntries(RUN_FILES.map((f) => [f, `${prefix}/${f}`])) : {};
+}
+
+export function createEmbeddingRoutes(deps: EmbeddingRoutesDeps): Hono {
+  const app = new Hono();
+
+  app.post('/:study/:series/embeddings', async (c) => {
+    const studyUid = parseUid(c.req.param('study'), 'study');
+    const seriesUid = parseUid(c.req.param('series'), 'series');
+    const request = await readJobRequest(await c.req.text());
+    // Checked now so that a caller's mistake is a 400 here, not a failed job later.
+    const manifest = await deps.models.check(request.model);
+    await deps.catalog.getSlide(studyUid, seriesUid, c.req.raw.signal);
+    const job = deps.jobs.submit({
+      studyUid,
+      seriesUid,
+      model: manifest.id,
+      mpp: request.mpp ?? manifest.recommendedMpp[0]!,
+      stridePx: request.stride ?? manifest.input.sizePx,
+      minTissue: request.minTissue,
+      mppOverride: request.mppOverride,
+    });
+    c.header('Location', `/api/jobs/${job.id}`);
+    return c.json({ ...job, links: { self: `/api/jobs/${job.id}`, events: `/api/jobs/${job.id}/events` } }, 202);
+  });
+
+  app.get('/:study/:series/embeddings', async (c) => {
+    const studyUid = parseUid(c.req.param('study'), 'study');
+    const seriesUid = parseUid(c.req.param('series'), 'series');
+    const model = c.req.query('model');
+    if (model !== undefined && !MODEL_ID.test(model)) throw new BadRequestError('model must be a model id', 'INVALID_PARAMETER');
+    const runs = await deps.store.listRuns(studyUid, seriesUid, model);
+    const base = `/api/slides/${studyUid}/${seriesUid}/embeddings`;
+    return c.json({ runs: runs.map((info) => ({ ...info, links: runLinks(base, info) })) });
+  });
+
+  app.get('/:study/:series/embeddings/:model/:run/:file', async (c) => {
+    const studyUid = parseUid(c.req.param('study'), 'study');
+    const seriesUid = parseUid(c.req.param('series'), 'series');
+    const modelId = c.req.param('model');
+    const runId = c.req.param('run');
+    const name = c.req.param('file');
+    if (!MODEL_ID.test(modelId) || !RUN_ID.test(runId)) throw new BadRequestError('model and run must be ids', 'INVALID_PARAMETER');
+    if (!(RUN_FILES as readonly string[]).includes(name)) throw new NotFoundError(`A run has ${RUN_FILES.join(', ')}`, 'FILE_NOT_FOUND');
+    const file = await deps.store.openFile({ studyUid, seriesUid, modelId, runId }, name as RunFileName);
+    if (!file) throw new NotFoundError(`No complete run ${modelId}/${runId} for this slide`, 'RUN_NOT_FOUND');
+    const etag = `"${file.sha256}"`;
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304);
+    return c.body(Readable.toWeb(file.stream()) as ReadableStream, 200, {
+      'Content-Type': name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+      'Content-Length': String(file.bytes),
+      'Content-Disposition': `attachment; filename="${seriesUid}_${modelId}_${runId}_${name}"`,
+      ETag: etag,
+      'Cache-Control': 'private, no-cache',
+    });
+  });
+
+  return app;
+}
+
+export function createModelRoutes({ models }: { models: ModelRegistry }): Hono {
+  const app = new Hono();
+  app.get('/', async (c) => {
+    const list = await models.list();
+    return c.json({
+      models: list.map(({ manifest, available, backend }) => ({
+        id: manifest.id,
+        name: manifest.name,
+        description: manifest.description,
+        format: manifest.format,
+        dim: manifest.output.dim,
+        patchSizePx: manifest.input.sizePx,
+        recommendedMpp: manifest.recommendedMpp,
+        available,
+        backend: backend ?? null,
+      })),
+    });
+  });
+  return app;
+}
