@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { BadRequestError, NotFoundError } from '../errors.js';
+import { planPatchGrid } from '../embed/grid/patch-grid.js';
 import type { JobQueue } from '../embed/jobs/job-queue.js';
 import type { ModelRegistry } from '../embed/runtime/index.js';
 import { RUN_FILES, type EmbeddingStore, type RunFileName, type RunInfo } from '../embed/store/index.js';
@@ -67,8 +68,8 @@ export function createEmbeddingRoutes(deps: EmbeddingRoutesDeps): Hono {
     const request = await readJobRequest(await c.req.text());
     // Checked now so that a caller's mistake is a 400 here, not a failed job later.
     const manifest = await deps.models.check(request.model);
-    await deps.catalog.getSlide(studyUid, seriesUid, c.req.raw.signal);
-    const job = deps.jobs.submit({
+    const slide = await deps.catalog.getSlide(studyUid, seriesUid, c.req.raw.signal);
+    const spec = {
       studyUid,
       seriesUid,
       model: manifest.id,
@@ -76,7 +77,10 @@ export function createEmbeddingRoutes(deps: EmbeddingRoutesDeps): Hono {
       stridePx: request.stride ?? manifest.input.sizePx,
       minTissue: request.minTissue,
       mppOverride: request.mppOverride,
-    });
+    };
+    // An mpp finer than the scan, or a slide without spacing, is the caller's to fix: say so now.
+    planPatchGrid(slide.levels, { mpp: spec.mpp, patchSizePx: manifest.input.sizePx, stridePx: spec.stridePx, mppOverride: spec.mppOverride });
+    const job = deps.jobs.submit(spec);
     c.header('Location', `/api/jobs/${job.id}`);
     return c.json({ ...job, links: { self: `/api/jobs/${job.id}`, events: `/api/jobs/${job.id}/events` } }, 202);
   });

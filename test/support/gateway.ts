@@ -1,7 +1,7 @@
 /** A gateway for tests: the real app and services, configured like production from an env record. */
 import type { Hono } from 'hono';
 import { pino } from 'pino';
-import { createApp, createServices, type Services } from '../../src/app.js';
+import { createApp, createServices, type ServiceOverrides, type Services } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
 
 export interface TestGateway {
@@ -12,9 +12,9 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-export function createTestGateway(env: Record<string, string>): TestGateway {
+export function createTestGateway(env: Record<string, string>, overrides: ServiceOverrides = {}): TestGateway {
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env });
-  const services = createServices(config, { logger: pino({ level: 'silent' }) });
+  const services = createServices(config, { logger: pino({ level: 'silent' }), ...overrides });
   const app = createApp(services);
   return {
     app,

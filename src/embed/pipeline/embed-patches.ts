@@ -62,14 +62,19 @@ interface FilledBatch {
 }
 
 /** A pool of buffers that doubles as the pipeline's backpressure: no free buffer, no cutting. */
-function createBufferPool(count: number, bytes: number) {
+function createBufferPool(count: number, bytes: number, signal: AbortSignal) {
   const free: Uint8Array[] = Array.from({ length: count }, () => new Uint8Array(bytes));
-  const waiting: Array<(b: Uint8Array) => void> = [];
+  const waiting: Array<{ resolve: (b: Uint8Array) => void; reject: (e: unknown) => void }> = [];
+  // A stopped pipeline must not leave its producer waiting for a buffer nobody will give back.
+  signal.addEventListener('abort', () => waiting.splice(0).forEach((w) => w.reject(signal.reason)), { once: true });
   return {
-    acquire: (): Promise<Uint8Array> => (free.length > 0 ? Promise.resolve(free.pop()!) : new Promise((resolve) => waiting.push(resolve))),
+    acquire: (): Promise<Uint8Array> => {
+      if (signal.aborted) return Promise.reject(signal.reason);
+      return free.length > 0 ? Promise.resolve(free.pop()!) : new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+    },
     release(buffer: Uint8Array) {
       const next = waiting.shift();
-      if (next) next(buffer);
+      if (next) next.resolve(buffer);
       else free.push(buffer);
     },
   };
@@ -82,11 +87,11 @@ export async function embedPatches(options: EmbedPatchesOptions): Promise<EmbedP
   const batchSize = model.manifest.maxBatch;
   const tilesPerPatch = rects.slice(startAt).map((rect) => computeTilesOfRect(level, rect));
   const feed = createFrameFeed({ ...options, tilesPerPatch });
-  const pool = createBufferPool(BUFFERS, batchSize * patchBytes);
   const stats: EmbedPatchesStats = { embedded: 0, skipped: 0, requests: 0, frames: 0 };
   // Fails the producer when the consumer fails and the other way round, and follows the caller's signal.
   const stop = new AbortController();
   const stopped = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const pool = createBufferPool(BUFFERS, batchSize * patchBytes, stopped);
 
   async function fill(start: number, end: number): Promise<FilledBatch> {
     const buffer = await pool.acquire();
@@ -122,7 +127,12 @@ export async function embedPatches(options: EmbedPatchesOptions): Promise<EmbedP
       await filled;
     }
   })();
-  producer.catch(() => stop.abort());
+  // The producer's own failure (a PACS that stayed down) says more than the abort it then causes.
+  let producerFailure: unknown;
+  producer.catch((error: unknown) => {
+    if (!stopped.aborted) producerFailure = error;
+    stop.abort();
+  });
 
   try {
     for (let start = startAt; start < rects.length; start += batchSize) {
@@ -150,8 +160,7 @@ export async function embedPatches(options: EmbedPatchesOptions): Promise<EmbedP
   } catch (err) {
     stop.abort();
     await producer.catch(() => undefined);
-    // The producer's own failure (a PACS that stayed down) says more than the abort it caused.
-    throw (await producer.then(() => err, (producerError: unknown) => producerError)) ?? err;
+    throw producerFailure ?? err;
   }
   await producer;
   stats.requests = feed.stats.requests;
