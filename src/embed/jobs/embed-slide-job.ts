@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { SlideSource } from '../../source/types.js';
+import { GATEWAY_VERSION } from '../../version.js';
 import type { SlideCatalog, TileService } from '../../tiles/index.js';
 import type { Level, Slide } from '../../wsi/index.js';
 import { patchOriginLevel0Px, patchReadRect, planPatchGrid, type PatchGridPlan } from '../grid/patch-grid.js';
@@ -147,7 +148,7 @@ export async function runEmbedSlideJob(spec: EmbedJobSpec, deps: EmbedSlideDeps,
       tissue,
       coords: 'coords.npy holds each embedded patch\'s level-0 pixel origin (x, y); its side is grid.patchSizeLevel0Px level-0 pixels',
       run: { patchesPerSecond: seconds > 0 ? Math.round(((stats.embedded + stats.skipped) / seconds) * 10) / 10 : null, pacsRequests: stats.requests, framesFetched: stats.frames },
-      versions: { gateway: process.env['npm_package_version'] ?? null, node: process.version },
+      versions: { gateway: GATEWAY_VERSION, node: process.version },
     });
     return { runId };
   } finally {

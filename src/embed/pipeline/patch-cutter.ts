@@ -59,7 +59,8 @@ export function copyRect(
         continue;
       }
       const src = ((y - tileY0) * tile.widthPx + (x0 - tileX0)) * 3;
-      out.set(tile.data.subarray(src, src + spanBytes), dst);
+      // Buffer#copy, not set(subarray()): no view object per row (a slide has millions of rows).
+      tile.data.copy(out, dst, src, src + spanBytes);
     }
   }
   return undefined;
