@@ -5,6 +5,7 @@
  * process's memory.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { GatewayError, NotFoundError } from '../../errors.js';
 
 /** Everything a worker needs to embed one slide. */
@@ -114,6 +115,9 @@ export function createInProcessQueue(worker: JobWorker, options: { concurrency: 
 
   function run(job: Job): void {
     const controller = new AbortController();
+    // Every PACS request in flight listens to the job's signal (several per request, a few requests
+    // ahead): more than Node's default of 10 is expected, and each is removed when its request ends.
+    setMaxListeners(64, controller.signal);
     controllers.set(job.id, controller);
     job.state = 'running';
     job.startedAt = new Date().toISOString();

@@ -7,6 +7,7 @@
  * batches after it are being fetched, decoded and cut, so an accelerator never waits for the PACS; when
  * the model is the slower part, cutting stops (backpressure) instead of piling up memory.
  */
+import { setMaxListeners } from 'node:events';
 import type { SlideSource } from '../../source/types.js';
 import type { Level, Slide } from '../../wsi/index.js';
 import type { EmbeddingModel } from '../runtime/types.js';
@@ -91,6 +92,7 @@ export async function embedPatches(options: EmbedPatchesOptions): Promise<EmbedP
   // Fails the producer when the consumer fails and the other way round, and follows the caller's signal.
   const stop = new AbortController();
   const stopped = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  setMaxListeners(64, stopped);
   const pool = createBufferPool(BUFFERS, batchSize * patchBytes, stopped);
 
   async function fill(start: number, end: number): Promise<FilledBatch> {

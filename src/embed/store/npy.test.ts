@@ -110,11 +110,13 @@ describe('readNpy and writeNpy', () => {
   });
 });
 
-const hasNumpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
-if (!hasNumpy) console.warn('npy.test.ts: python3 with numpy not found; the numpy compatibility tests are skipped');
+// The first python3 with numpy: the one on PATH, or Debian's (python3-numpy, installed by scripts/install-test-deps.sh).
+const pythonWithNumpy = ['python3', '/usr/bin/python3'].find((bin) => spawnSync(bin, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0);
+const hasNumpy = pythonWithNumpy !== undefined;
+if (!hasNumpy) console.warn('npy.test.ts: python3 with numpy not found (apt-get install python3-numpy); the numpy compatibility tests are skipped');
 
 function python(script: string, ...args: string[]): string {
-  const result = spawnSync('python3', ['-c', script, ...args], { encoding: 'utf8' });
+  const result = spawnSync(pythonWithNumpy!, ['-c', script, ...args], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`python3 failed: ${result.stderr}`);
   return result.stdout;
 }
