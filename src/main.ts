@@ -27,6 +27,11 @@ function main(): void {
         '(e.g. DICOMWEB_URL=http://pacs:8042/dicom-web npm start); see README.md for auth settings.',
     );
   }
+  // A bad model manifest is a configuration error: stop now, naming the file, not at the first job.
+  services.models.list().catch((error: unknown) => {
+    logger.fatal({ reason: (error as Error).message }, 'cannot read the model manifests');
+    process.exit(2);
+  });
   const app = createApp(services);
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
     const address = `http://${info.address === '0.0.0.0' || info.address === '::' ? 'localhost' : info.address}:${info.port}`;
