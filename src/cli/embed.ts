@@ -8,8 +8,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createServices, type Services } from '../app.js';
 import { ConfigError, loadConfig } from '../config/index.js';
-import type { EmbedJobSpec, Job } from '../embed/jobs/job-queue.js';
-import { DEFAULT_MIN_TISSUE, DEFAULT_MODEL } from '../routes/embeddings.js';
+import { createJobSpec, DEFAULT_MIN_TISSUE, DEFAULT_MODEL, type Job } from '../embed/jobs/job-queue.js';
 import { parseUid } from '../routes/params.js';
 import { renderProgress } from './progress.js';
 
@@ -86,14 +85,8 @@ async function main(): Promise<number> {
     if (slides.length === 0) throw new UsageError('No slides to embed: name them, or use --all or --query.');
     const minTissue = number(values['min-tissue'], 'min-tissue') ?? DEFAULT_MIN_TISSUE;
     if (minTissue < 0 || minTissue > 1) throw new UsageError('--min-tissue must be from 0 to 1');
-    const base: Omit<EmbedJobSpec, 'studyUid' | 'seriesUid'> = {
-      model: manifest.id,
-      mpp: number(values.mpp, 'mpp') ?? manifest.recommendedMpp[0]!,
-      stridePx: number(values.stride, 'stride') ?? manifest.input.sizePx,
-      minTissue,
-      mppOverride: number(values['mpp-override'], 'mpp-override'),
-    };
-    const jobs: Job[] = slides.map((s) => services.jobs.submit({ ...base, ...s }));
+    const request = { mpp: number(values.mpp, 'mpp'), stride: number(values.stride, 'stride'), minTissue, mppOverride: number(values['mpp-override'], 'mpp-override') };
+    const jobs: Job[] = slides.map((s) => services.jobs.submit(createJobSpec(manifest, s, request)));
     const render = renderProgress(process.stderr, jobs);
     await new Promise<void>((resolve) => {
       const check = () => {

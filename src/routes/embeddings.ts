@@ -7,7 +7,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { BadRequestError, NotFoundError } from '../errors.js';
 import { planPatchGrid } from '../embed/grid/patch-grid.js';
-import type { JobQueue } from '../embed/jobs/job-queue.js';
+import { createJobSpec, DEFAULT_MIN_TISSUE, DEFAULT_MODEL, type JobQueue } from '../embed/jobs/job-queue.js';
 import type { ModelRegistry } from '../embed/runtime/index.js';
 import { RUN_FILES, type EmbeddingStore, type RunFileName, type RunInfo } from '../embed/store/index.js';
 import type { SlideCatalog } from '../tiles/index.js';
@@ -19,11 +19,6 @@ export interface EmbeddingRoutesDeps {
   store: EmbeddingStore;
   jobs: JobQueue;
 }
-
-/** The model a job uses when the request names none: the built-in one, which needs no weights. */
-export const DEFAULT_MODEL = 'stain-texture';
-/** The least tissue fraction of a patch, when the request says nothing. */
-export const DEFAULT_MIN_TISSUE = 0.25;
 
 const JobRequestSchema = z
   .object({
@@ -69,15 +64,7 @@ export function createEmbeddingRoutes(deps: EmbeddingRoutesDeps): Hono {
     // Checked now so that a caller's mistake is a 400 here, not a failed job later.
     const manifest = await deps.models.check(request.model);
     const slide = await deps.catalog.getSlide(studyUid, seriesUid, c.req.raw.signal);
-    const spec = {
-      studyUid,
-      seriesUid,
-      model: manifest.id,
-      mpp: request.mpp ?? manifest.recommendedMpp[0]!,
-      stridePx: request.stride ?? manifest.input.sizePx,
-      minTissue: request.minTissue,
-      mppOverride: request.mppOverride,
-    };
+    const spec = createJobSpec(manifest, { studyUid, seriesUid }, request);
     // An mpp finer than the scan, or a slide without spacing, is the caller's to fix: say so now.
     planPatchGrid(slide.levels, { mpp: spec.mpp, patchSizePx: manifest.input.sizePx, stridePx: spec.stridePx, mppOverride: spec.mppOverride });
     const job = deps.jobs.submit(spec);

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { NotFoundError } from '../errors.js';
 import type { SlideSource } from '../source/types.js';
 import { computeNativeFrameBytes, getTileFrame, isInGrid, type Slide, type SlideInstance, type TiledImage } from '../wsi/index.js';
-import { decodeFrame, encodeJpeg, isBrowserReady, transcodeFrameToJpeg, type FramePixelFormat, type RgbImage } from './codecs/index.js';
+import { computeFramePixelFormat, decodeFrame, encodeJpeg, isBrowserReady, transcodeFrameToJpeg, type RgbImage } from './codecs/index.js';
 import { createFrameCache, type FrameAddress } from './frame-cache.js';
 
 export interface TileServiceOptions {
@@ -29,18 +29,6 @@ const BACKGROUND = { r: 255, g: 255, b: 255 } as const;
 /** Associated and thumbnail images are assembled from at most this many frames. */
 const MAX_RENDER_FRAMES = 256;
 
-function pixelFormat(instance: SlideInstance): FramePixelFormat {
-  return {
-    rows: instance.frameHeightPx,
-    columns: instance.frameWidthPx,
-    samplesPerPixel: instance.samplesPerPixel,
-    bitsAllocated: instance.bitsAllocated,
-    bitsStored: instance.bitsStored,
-    pixelRepresentation: instance.pixelRepresentation,
-    photometricInterpretation: instance.photometricInterpretation,
-    planarConfiguration: instance.planarConfiguration,
-  };
-}
 
 function frameAddress(slide: Slide, instance: SlideInstance): FrameAddress {
   return {
@@ -87,7 +75,7 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     const key = `${instance.sopInstanceUid}/${frameNumber}`;
     let job = transcoding.get(key);
     if (!job) {
-      job = transcodeFrameToJpeg(frame.data, frame.transferSyntaxUid, pixelFormat(instance), { quality: jpegQuality })
+      job = transcodeFrameToJpeg(frame.data, frame.transferSyntaxUid, computeFramePixelFormat(instance), { quality: jpegQuality })
         .then((jpeg) => {
           frames.store(instance.sopInstanceUid, frameNumber, { data: jpeg, transferSyntaxUid: '1.2.840.10008.1.2.4.50', isBrowserJpeg: true });
           return jpeg;
@@ -115,7 +103,7 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     const instance = slide.instances[frame.instanceIndex]!;
     const cached = await frames.get(frameAddress(slide, instance), frame.frameNumber);
     return decodeFrame(cached.data, cached.isBrowserJpeg ? '1.2.840.10008.1.2.4.50' : cached.transferSyntaxUid, {
-      ...pixelFormat(instance),
+      ...computeFramePixelFormat(instance),
       // A cached browser JPEG is plain YCbCr JPEG whatever the instance's own photometric says.
       ...(cached.isBrowserJpeg ? { photometricInterpretation: 'YBR_FULL_422', samplesPerPixel: 3, bitsAllocated: 8, bitsStored: 8 } : {}),
     });

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { GatewayError, NotFoundError } from '../../errors.js';
+import type { ModelManifest } from '../models/manifest.js';
 
 /** Everything a worker needs to embed one slide. */
 export interface EmbedJobSpec {
@@ -21,6 +22,32 @@ export interface EmbedJobSpec {
   minTissue: number;
   /** Level-0 µm per pixel to use instead of the slide's own. */
   mppOverride: number | undefined;
+}
+
+/** The model a job uses when the request names none: the built-in one, which needs no weights. */
+export const DEFAULT_MODEL = 'stain-texture';
+/** The least tissue fraction of a patch, when the request says nothing. */
+export const DEFAULT_MIN_TISSUE = 0.25;
+
+/** What a caller may leave out of a job; the model's manifest fills in mpp and stride. */
+export interface JobRequest {
+  mpp?: number | undefined;
+  stride?: number | undefined;
+  minTissue?: number | undefined;
+  mppOverride?: number | undefined;
+}
+
+/** A job's spec from a request: the model's first recommended mpp, stride = patch size, default tissue. */
+export function createJobSpec(manifest: ModelManifest, slide: { studyUid: string; seriesUid: string }, request: JobRequest): EmbedJobSpec {
+  return {
+    studyUid: slide.studyUid,
+    seriesUid: slide.seriesUid,
+    model: manifest.id,
+    mpp: request.mpp ?? manifest.recommendedMpp[0]!,
+    stridePx: request.stride ?? manifest.input.sizePx,
+    minTissue: request.minTissue ?? DEFAULT_MIN_TISSUE,
+    mppOverride: request.mppOverride,
+  };
 }
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';

@@ -100,8 +100,8 @@ export async function embedPatches(options: EmbedPatchesOptions): Promise<EmbedP
     const reasons = await Promise.all(
       rects.slice(start, end).map(async (rect, i) => {
         const tileIndexes = tilesPerPatch[start + i - startAt]!;
-        const tiles = new Map<number, FeedTile>();
-        for (const [k, tile] of (await Promise.all(tileIndexes.map((t) => feed.tile(t)))).entries()) tiles.set(tileIndexes[k]!, tile);
+        const decoded = await Promise.all(tileIndexes.map((t) => feed.tile(t)));
+        const tiles = new Map<number, FeedTile>(tileIndexes.map((t, k) => [t, decoded[k]]));
         return (await cutPatch(level, rect, tiles, sizePx, buffer, i * patchBytes))?.reason;
       }),
     );

@@ -8,8 +8,8 @@
  * the last patch that uses it: memory stays at a band of frames, whatever the slide's size.
  */
 import type { SlideSource } from '../../source/types.js';
-import { decodeFrame, type FramePixelFormat, type RgbImage } from '../../tiles/codecs/index.js';
-import type { Level, Slide, SlideInstance } from '../../wsi/index.js';
+import { computeFramePixelFormat, decodeFrame, type RgbImage } from '../../tiles/codecs/index.js';
+import type { Level, Slide } from '../../wsi/index.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 
 /** A frame that could not be decoded: the patches that need it are skipped, not the slide. */
@@ -49,18 +49,6 @@ export interface FrameFeed {
   readonly stats: { requests: number; frames: number };
 }
 
-function pixelFormat(instance: SlideInstance): FramePixelFormat {
-  return {
-    rows: instance.frameHeightPx,
-    columns: instance.frameWidthPx,
-    samplesPerPixel: instance.samplesPerPixel,
-    bitsAllocated: instance.bitsAllocated,
-    bitsStored: instance.bitsStored,
-    pixelRepresentation: instance.pixelRepresentation,
-    photometricInterpretation: instance.photometricInterpretation,
-    planarConfiguration: instance.planarConfiguration,
-  };
-}
 
 /** Groups tiles, in first-need order, into requests of one instance and at most `perRequest` frames. */
 export function planRequests(level: Level, tilesInNeedOrder: readonly number[], perRequest: number): FetchRequest[] {
@@ -137,7 +125,7 @@ export function createFrameFeed(options: FrameFeedOptions): FrameFeed {
     encoded.delete(tile);
     if (!frame) return new BadFrame(`the PACS did not return frame ${level.tileFrameNumber[tile]} of level ${level.index}`);
     try {
-      return await decodeFrame(frame.data, frame.transferSyntaxUid, pixelFormat(slide.instances[instanceIndex]!));
+      return await decodeFrame(frame.data, frame.transferSyntaxUid, computeFramePixelFormat(slide.instances[instanceIndex]!));
     } catch (err) {
       return new BadFrame(`frame ${level.tileFrameNumber[tile]} of level ${level.index} cannot be decoded: ${(err as Error).message}`);
     }

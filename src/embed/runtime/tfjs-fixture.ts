@@ -8,6 +8,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { mulberry32 } from '../generate/graph.js';
 
 export interface TinyModelOptions {
   /** pooled: [N, dim] through Mean + MatMul; spatial: the ReLU feature map, for a mean-hw manifest. */
@@ -37,17 +38,8 @@ const KERNEL = 16;
 const CHANNELS = 8;
 const DENSE = 6;
 
-/** Small deterministic PRNG (mulberry32): the same seed gives the same weights. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The generator's seeded PRNG: the same seed gives the same weights. */
+export const seededRandom = mulberry32;
 
 type Weight = { name: string; shape: number[]; dtype: 'float32' | 'int32' | 'bool'; data: Float32Array | Int32Array | Uint8Array };
 

@@ -4,5 +4,6 @@
  */
 export { CodecError } from '../../errors.js';
 export { decodeFrame, encodeJpeg, isBrowserReady, transcodeFrameToJpeg, type JpegOptions } from './decode-frame.js';
+export { computeFramePixelFormat } from './pixel-format.js';
 export { TransferSyntax, isJpegBaselineSyntax, isSupportedSyntax } from './transfer-syntax.js';
 export type { FramePixelFormat, RgbImage } from './types.js';

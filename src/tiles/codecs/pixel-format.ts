@@ -1,6 +1,21 @@
 import { CodecError } from '../../errors.js';
 import type { ColourModel } from './colour.js';
+import type { SlideInstance } from '../../wsi/index.js';
 import type { FramePixelFormat } from './types.js';
+
+/** The pixel description of an instance's frames, as the decoders take it. */
+export function computeFramePixelFormat(instance: SlideInstance): FramePixelFormat {
+  return {
+    rows: instance.frameHeightPx,
+    columns: instance.frameWidthPx,
+    samplesPerPixel: instance.samplesPerPixel,
+    bitsAllocated: instance.bitsAllocated,
+    bitsStored: instance.bitsStored,
+    pixelRepresentation: instance.pixelRepresentation,
+    photometricInterpretation: instance.photometricInterpretation,
+    planarConfiguration: instance.planarConfiguration,
+  };
+}
 
 const SUPPORTED_PHOTOMETRICS: ReadonlySet<string> = new Set([
   'RGB',
