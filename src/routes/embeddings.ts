@@ -11,7 +11,7 @@ import { createJobSpec, DEFAULT_MIN_TISSUE, DEFAULT_MODEL, type JobQueue } from 
 import type { ModelRegistry } from '../embed/runtime/index.js';
 import { RUN_FILES, type EmbeddingStore, type RunFileName, type RunInfo } from '../embed/store/index.js';
 import type { SlideCatalog } from '../tiles/index.js';
-import { parseUid } from './params.js';
+import { parseOptionalModelId, parseOptionalRunId, parseUid } from './params.js';
 
 export interface EmbeddingRoutesDeps {
   catalog: SlideCatalog;
@@ -46,9 +46,6 @@ async function readJobRequest(body: string) {
   return parsed.data;
 }
 
-const RUN_ID = /^[A-Za-z0-9._-]{1,128}$/;
-const MODEL_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
 function runLinks(base: string, info: RunInfo) {
   const prefix = `${base}/${info.key.modelId}/${info.key.runId}`;
   return info.status === 'complete' ? Object.fromEntries(RUN_FILES.map((f) => [f, `${prefix}/${f}`])) : {};
@@ -75,8 +72,7 @@ export function createEmbeddingRoutes(deps: EmbeddingRoutesDeps): Hono {
   app.get('/:study/:series/embeddings', async (c) => {
     const studyUid = parseUid(c.req.param('study'), 'study');
     const seriesUid = parseUid(c.req.param('series'), 'series');
-    const model = c.req.query('model');
-    if (model !== undefined && !MODEL_ID.test(model)) throw new BadRequestError('model must be a model id', 'INVALID_PARAMETER');
+    const model = parseOptionalModelId(c.req.query('model'));
     const runs = await deps.store.listRuns(studyUid, seriesUid, model);
     const base = `/api/slides/${studyUid}/${seriesUid}/embeddings`;
     return c.json({ runs: runs.map((info) => ({ ...info, links: runLinks(base, info) })) });
@@ -85,10 +81,9 @@ export function createEmbeddingRoutes(deps: EmbeddingRoutesDeps): Hono {
   app.get('/:study/:series/embeddings/:model/:run/:file', async (c) => {
     const studyUid = parseUid(c.req.param('study'), 'study');
     const seriesUid = parseUid(c.req.param('series'), 'series');
-    const modelId = c.req.param('model');
-    const runId = c.req.param('run');
+    const modelId = parseOptionalModelId(c.req.param('model'))!;
+    const runId = parseOptionalRunId(c.req.param('run'))!;
     const name = c.req.param('file');
-    if (!MODEL_ID.test(modelId) || !RUN_ID.test(runId)) throw new BadRequestError('model and run must be ids', 'INVALID_PARAMETER');
     if (!(RUN_FILES as readonly string[]).includes(name)) throw new NotFoundError(`A run has ${RUN_FILES.join(', ')}`, 'FILE_NOT_FOUND');
     const file = await deps.store.openFile({ studyUid, seriesUid, modelId, runId }, name as RunFileName);
     if (!file) throw new NotFoundError(`No complete run ${modelId}/${runId} for this slide`, 'RUN_NOT_FOUND');

@@ -23,3 +23,20 @@ export function parseIndex(value: string | undefined, name: string, { min = 0, m
 export function parseOptionalIndex(value: string | undefined, name: string, fallback: number, range: { min?: number; max?: number }): number {
   return value === undefined || value === '' ? fallback : parseIndex(value, name, range);
 }
+
+const MODEL_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const RUN_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** A model manifest id, or undefined when absent. */
+export function parseOptionalModelId(value: string | undefined, name = 'model'): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!MODEL_ID.test(value)) throw new BadRequestError(`${name} must be a model id (lower-case letters, digits and -)`, 'INVALID_PARAMETER');
+  return value;
+}
+
+/** A stored run's id (e.g. mpp0.5-s224-t0.25), or undefined when absent. */
+export function parseOptionalRunId(value: string | undefined, name = 'run'): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!RUN_ID.test(value)) throw new BadRequestError(`${name} must be a run id (letters, digits, '.', '_' and '-')`, 'INVALID_PARAMETER');
+  return value;
+}

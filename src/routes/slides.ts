@@ -144,6 +144,20 @@ export function createSlideRoutes({ catalog, tiles, showPatientData }: SlideRout
       const data = await tiles.renderImage(slide, image, maxSizePx);
       return c.body(asBody(data), 200, { 'content-type': 'image/jpeg', 'cache-control': SHORT });
     });
+  // A region in level-0 pixels (a patch's picture for the cluster legend and similar-patch lists).
+  app.get('/:study/:series/region.jpg', async (c) => {
+    const region = {
+      xPx: parseIndex(c.req.query('x'), 'x'),
+      yPx: parseIndex(c.req.query('y'), 'y'),
+      widthPx: parseIndex(c.req.query('width'), 'width', { min: 1 }),
+      heightPx: parseIndex(c.req.query('height'), 'height', { min: 1 }),
+    };
+    const maxSizePx = parseOptionalIndex(c.req.query('size'), 'size', 256, { min: 16, max: 1024 });
+    const slide = await slideOf(c);
+    const data = await tiles.renderRegion(slide, region, maxSizePx);
+    return c.body(asBody(data), 200, { 'content-type': 'image/jpeg', 'cache-control': SHORT });
+  });
+
   renderRoute('label');
   renderRoute('overview');
   renderRoute('thumbnail');

@@ -4,9 +4,9 @@
  * frame in the cache. Also renders whole small images (label, overview, thumbnail).
  */
 import sharp from 'sharp';
-import { NotFoundError } from '../errors.js';
+import { BadRequestError, NotFoundError } from '../errors.js';
 import type { SlideSource } from '../source/types.js';
-import { computeNativeFrameBytes, getTileFrame, isInGrid, type Slide, type SlideInstance, type TiledImage } from '../wsi/index.js';
+import { computeNativeFrameBytes, getTileFrame, isInGrid, type Level, type Slide, type SlideInstance, type TiledImage } from '../wsi/index.js';
 import { computeFramePixelFormat, decodeFrame, encodeJpeg, isBrowserReady, transcodeFrameToJpeg, type RgbImage } from './codecs/index.js';
 import { createFrameCache, type FrameAddress } from './frame-cache.js';
 
@@ -110,6 +110,49 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
   }
 
   /**
+   * The pixels of a rectangle of one image, pasted from the tiles it overlaps (missing sparse tiles are
+   * glass). The rectangle must lie inside the image; padded edge tiles are cut at the image's edge.
+   */
+  async function assembleRect(slide: Slide, image: TiledImage, rect: RectLevelPx): Promise<RgbImage> {
+    const canvas = Buffer.alloc(rect.widthPx * rect.heightPx * 3, BACKGROUND.r);
+    const col0 = Math.floor(rect.xPx / image.tileWidthPx);
+    const row0 = Math.floor(rect.yPx / image.tileHeightPx);
+    const col1 = Math.floor((rect.xPx + rect.widthPx - 1) / image.tileWidthPx);
+    const row1 = Math.floor((rect.yPx + rect.heightPx - 1) / image.tileHeightPx);
+    const jobs: Promise<void>[] = [];
+    for (let row = row0; row <= row1; row++) {
+      for (let col = col0; col <= col1; col++) {
+        jobs.push(
+          decodeTile(slide, image, col, row).then((rgb) => {
+            if (!rgb) return;
+            const tileX0 = col * image.tileWidthPx;
+            const tileY0 = row * image.tileHeightPx;
+            const x0 = Math.max(rect.xPx, tileX0);
+            const x1 = Math.min(rect.xPx + rect.widthPx, tileX0 + Math.min(rgb.widthPx, image.tileWidthPx));
+            const y1 = Math.min(rect.yPx + rect.heightPx, tileY0 + Math.min(rgb.heightPx, image.tileHeightPx));
+            for (let y = Math.max(rect.yPx, tileY0); y < y1 && x1 > x0; y++) {
+              const src = ((y - tileY0) * rgb.widthPx + (x0 - tileX0)) * 3;
+              rgb.data.copy(canvas, ((y - rect.yPx) * rect.widthPx + (x0 - rect.xPx)) * 3, src, src + (x1 - x0) * 3);
+            }
+          }),
+        );
+      }
+    }
+    await Promise.all(jobs);
+    return { data: canvas, widthPx: rect.widthPx, heightPx: rect.heightPx, channels: 3 };
+  }
+
+  /** Resized to exactly widthPx x heightPx (unchanged when it already is). */
+  async function resizeRgb(rgb: RgbImage, widthPx: number, heightPx: number): Promise<RgbImage> {
+    if (rgb.widthPx === widthPx && rgb.heightPx === heightPx) return rgb;
+    const out = await sharp(rgb.data, { raw: { width: rgb.widthPx, height: rgb.heightPx, channels: 3 } })
+      .resize({ width: widthPx, height: heightPx, fit: 'fill' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return { data: out.data, widthPx: out.info.width, heightPx: out.info.height, channels: 3 };
+  }
+
+  /**
    * The whole image as RGB pixels, assembled from its tiles and scaled to fit `maxSizePx` (the tissue
    * mask of an embedding job reads a low-resolution level this way).
    */
@@ -117,33 +160,20 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     if (image.gridCols * image.gridRows > maxFrames) {
       throw new NotFoundError('The image has too many tiles to render whole', 'IMAGE_TOO_LARGE');
     }
-    // Padded edge tiles reach past the image: paste whole tiles on a canvas of whole tiles, then crop.
-    const canvasWidthPx = image.gridCols * image.tileWidthPx;
-    const canvasHeightPx = image.gridRows * image.tileHeightPx;
-    const canvas = Buffer.alloc(canvasWidthPx * canvasHeightPx * 3, BACKGROUND.r);
-    const jobs: Promise<void>[] = [];
-    for (let row = 0; row < image.gridRows; row++) {
-      for (let col = 0; col < image.gridCols; col++) {
-        jobs.push(
-          decodeTile(slide, image, col, row).then((rgb) => {
-            if (!rgb) return;
-            const rowBytes = Math.min(rgb.widthPx, image.tileWidthPx) * 3;
-            for (let y = 0; y < Math.min(rgb.heightPx, image.tileHeightPx); y++) {
-              const target = ((row * image.tileHeightPx + y) * canvasWidthPx + col * image.tileWidthPx) * 3;
-              rgb.data.copy(canvas, target, y * rgb.widthPx * 3, y * rgb.widthPx * 3 + rowBytes);
-            }
-          }),
-        );
-      }
-    }
-    await Promise.all(jobs);
-    const scale = Math.min(1, maxSizePx / Math.max(image.widthPx, image.heightPx));
-    const pipeline = sharp(canvas, { raw: { width: canvasWidthPx, height: canvasHeightPx, channels: 3 } })
-      .extract({ left: 0, top: 0, width: image.widthPx, height: image.heightPx });
-    const out = scale < 1
-      ? await pipeline.resize({ width: Math.max(1, Math.round(image.widthPx * scale)), height: Math.max(1, Math.round(image.heightPx * scale)), fit: 'fill' }).raw().toBuffer({ resolveWithObject: true })
-      : await pipeline.raw().toBuffer({ resolveWithObject: true });
-    return { data: out.data, widthPx: out.info.width, heightPx: out.info.height, channels: 3 };
+    const size = computeFitSize(image.widthPx, image.heightPx, maxSizePx);
+    return resizeRgb(await assembleRect(slide, image, { xPx: 0, yPx: 0, widthPx: image.widthPx, heightPx: image.heightPx }), size.widthPx, size.heightPx);
+  }
+
+  /**
+   * A region of the slide given in level-0 pixels, read from the coarsest level that still has
+   * `maxSizePx` pixels across it (and needs at most MAX_RENDER_FRAMES frames), scaled to fit.
+   */
+  async function renderRegion(slide: Slide, regionLevel0: RectLevelPx, maxSizePx: number): Promise<Buffer> {
+    const level = chooseRegionLevel(slide.levels, regionLevel0, maxSizePx);
+    const rect = computeLevelRect(level, regionLevel0);
+    // The size follows the level-0 region, so a level whose downsample is not whole does not skew it.
+    const size = computeFitSize(regionLevel0.widthPx, regionLevel0.heightPx, maxSizePx);
+    return encodeJpeg(await resizeRgb(await assembleRect(slide, level, rect), size.widthPx, size.heightPx), { quality: jpegQuality });
   }
 
   /** The whole image, assembled from its tiles and scaled to fit `maxSizePx`, as a JPEG. */
@@ -156,9 +186,54 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     computeEtag,
     renderImage,
     renderRgb,
+    renderRegion,
     stats: () => frames.stats(),
     clear: () => frames.clear(),
   };
 }
 
 export type TileService = ReturnType<typeof createTileService>;
+
+/** A rectangle in the pixels of one level (level 0 = full resolution). */
+export interface RectLevelPx {
+  xPx: number;
+  yPx: number;
+  widthPx: number;
+  heightPx: number;
+}
+
+/** A size scaled to fit `maxSizePx` on its longer side, never enlarged, at least 1 px. */
+export function computeFitSize(widthPx: number, heightPx: number, maxSizePx: number): { widthPx: number; heightPx: number } {
+  const scale = Math.min(1, maxSizePx / Math.max(widthPx, heightPx));
+  return { widthPx: Math.max(1, Math.round(widthPx * scale)), heightPx: Math.max(1, Math.round(heightPx * scale)) };
+}
+
+/** The level-0 rectangle in a level's pixels, edges rounded to the nearest pixel, cut at the level's edge. */
+export function computeLevelRect(level: Level, regionLevel0: RectLevelPx): RectLevelPx {
+  const x0 = Math.max(0, Math.round(regionLevel0.xPx / level.downsample));
+  const y0 = Math.max(0, Math.round(regionLevel0.yPx / level.downsampleY));
+  const x1 = Math.min(level.widthPx, Math.max(x0 + 1, Math.round((regionLevel0.xPx + regionLevel0.widthPx) / level.downsample)));
+  const y1 = Math.min(level.heightPx, Math.max(y0 + 1, Math.round((regionLevel0.yPx + regionLevel0.heightPx) / level.downsampleY)));
+  if (x1 <= x0 || y1 <= y0) throw new NotFoundError('The region lies outside the slide', 'REGION_OUTSIDE_SLIDE');
+  return { xPx: x0, yPx: y0, widthPx: x1 - x0, heightPx: y1 - y0 };
+}
+
+/**
+ * The coarsest level whose pixels still give `maxSizePx` across the region and whose read needs at
+ * most MAX_RENDER_FRAMES frames; level 0 when none is coarse enough.
+ */
+export function chooseRegionLevel(levels: readonly Level[], regionLevel0: RectLevelPx, maxSizePx: number): Level {
+  const wantedDownsample = Math.max(regionLevel0.widthPx, regionLevel0.heightPx) / maxSizePx;
+  const frameCount = (level: Level): number => {
+    const rect = computeLevelRect(level, regionLevel0);
+    const cols = Math.floor((rect.xPx + rect.widthPx - 1) / level.tileWidthPx) - Math.floor(rect.xPx / level.tileWidthPx) + 1;
+    const rows = Math.floor((rect.yPx + rect.heightPx - 1) / level.tileHeightPx) - Math.floor(rect.yPx / level.tileHeightPx) + 1;
+    return cols * rows;
+  };
+  let best = levels[0]!;
+  for (const level of levels) {
+    if (level.downsample <= wantedDownsample * 1.01 || frameCount(best) > MAX_RENDER_FRAMES) best = level;
+  }
+  if (frameCount(best) > MAX_RENDER_FRAMES) throw new BadRequestError('The region is too large for its image size: ask for a smaller region or a smaller size', 'REGION_TOO_LARGE');
+  return best;
+}

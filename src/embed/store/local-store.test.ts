@@ -81,6 +81,7 @@ describe('a run', () => {
 
     expect(await store.getRun(key)).toEqual(manifest);
     expect(await store.listRuns(key.studyUid, key.seriesUid)).toEqual([{ key, status: 'complete', manifest }]);
+    expect(await store.listSeries()).toEqual([{ studyUid: key.studyUid, seriesUid: key.seriesUid }]);
     const read = await store.readEmbeddings(key);
     expect(read).toEqual({ embeddings: expected.embeddings, coords: expected.coords, dim, rows: expected.rows, manifest });
     const again = await store.openRun(key, header);

@@ -108,6 +108,14 @@ export function createLocalStore(rootDir: string): LocalEmbeddingStore {
       return runs;
     },
 
+    async listSeries() {
+      const series: Array<{ studyUid: string; seriesUid: string }> = [];
+      for (const studyUid of await childDirs(root, (name) => checkUid(name, 'studyUid'))) {
+        for (const seriesUid of await childDirs(path.join(root, studyUid), (name) => checkUid(name, 'seriesUid'))) series.push({ studyUid, seriesUid });
+      }
+      return series;
+    },
+
     async openFile(key, name) {
       const file = checkFileName(name);
       const manifest = await getRun(key);

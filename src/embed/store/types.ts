@@ -146,6 +146,8 @@ export interface EmbeddingStore {
   getRun(key: RunKey): Promise<RunManifest | undefined>;
   /** Complete and in-progress runs of a series, by model then run id. */
   listRuns(studyUid: string, seriesUid: string, modelId?: string): Promise<RunInfo[]>;
+  /** Every series that has a run directory (complete or not), for searches across slides. */
+  listSeries(): Promise<Array<{ studyUid: string; seriesUid: string }>>;
   /** One file of a complete run, or undefined when the run is not complete. */
   openFile(key: RunKey, name: RunFileName): Promise<StoredFile | undefined>;
   /** Both arrays of a complete run, or undefined. */
