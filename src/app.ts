@@ -6,12 +6,14 @@
 import { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/index.js';
+import { createAnalysisService, createKMeansEngine, type AnalysisService } from './analysis/index.js';
 import { ClosingError } from './errors.js';
 import { runEmbedSlideJob } from './embed/jobs/embed-slide-job.js';
 import { createInProcessQueue, type JobQueue } from './embed/jobs/job-queue.js';
 import type { RetryPolicy } from './embed/pipeline/retry.js';
 import { createModelRegistry, type ModelRegistry } from './embed/runtime/index.js';
 import { createLocalStore, type EmbeddingStore } from './embed/store/index.js';
+import { createAnalysisRoutes } from './routes/analysis.js';
 import { createEmbeddingRoutes, createModelRoutes } from './routes/embeddings.js';
 import { createErrorHandler, notFound } from './routes/errors.js';
 import { createJobRoutes } from './routes/jobs.js';
@@ -29,6 +31,7 @@ export interface Services {
   models: ModelRegistry;
   store: EmbeddingStore;
   jobs: JobQueue;
+  analysis: AnalysisService;
   /** True once draining or closing has begun: new requests get 503. */
   readonly closing: boolean;
   /** Answers new requests with 503 while those in flight finish; releases nothing. */
@@ -56,6 +59,7 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
     concurrency: config.embedConcurrentSlides,
     onError: (job, error) => logger.warn({ job: job.id, series: job.spec.seriesUid, model: job.spec.model, reason: (error as Error).message }, 'embedding job failed'),
   });
+  const analysis = createAnalysisService({ store, kmeans: createKMeansEngine({ threads: config.onnxThreads }), cacheBytes: config.analysisCacheBytes });
   let draining = false;
   let closing: Promise<void> | undefined;
   return {
@@ -67,6 +71,7 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
     models,
     store,
     jobs,
+    analysis,
     get closing() {
       return draining;
     },
@@ -78,6 +83,7 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
       closing ??= (async () => {
         // Jobs first: they stop at their next batch, with everything committed so far kept for a resume.
         await jobs.close();
+        await analysis.close();
         await models.close();
         tiles.clear();
         catalog.clear();
@@ -114,6 +120,7 @@ export function createApp(services: Services, options: AppOptions = {}): Hono {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.route('/api/slides', createSlideRoutes({ ...services, showPatientData: services.config.showPatientData }));
   app.route('/api/slides', createEmbeddingRoutes(services));
+  app.route('/api/slides', createAnalysisRoutes(services));
   app.route('/api/jobs', createJobRoutes(services));
   app.route('/api/models', createModelRoutes(services));
   app.route('/', createViewerRoutes(options.viewerDir));

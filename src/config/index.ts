@@ -45,6 +45,8 @@ export interface Config {
   onnxThreads: number;
   /** Most frames asked for in one PACS request while embedding. @default 200 */
   embedFramesPerRequest: number;
+  /** Bytes of stored embeddings kept in memory for clusters and similarity. @default 536870912 (512 MiB) */
+  analysisCacheBytes: number;
   /** Slides embedded at once: 2 lets the next slide's frames load while the model finishes the last. @default 2 */
   embedConcurrentSlides: number;
 }
@@ -81,8 +83,9 @@ const KNOWN_KEYS = [
   'ONNX_THREADS',
   'EMBED_FRAMES_PER_REQUEST',
   'EMBED_CONCURRENT_SLIDES',
+  'ANALYSIS_CACHE_BYTES',
 ] as const;
-const OUR_PREFIXES = ['DICOMWEB_', 'DICOM_', 'TILE_', 'GATEWAY_', 'EMBED_', 'ONNX_', 'MODELS_'];
+const OUR_PREFIXES = ['DICOMWEB_', 'DICOM_', 'TILE_', 'GATEWAY_', 'EMBED_', 'ONNX_', 'MODELS_', 'ANALYSIS_'];
 
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 
@@ -149,6 +152,7 @@ const schema = z.object({
   ONNX_THREADS: int(0, 1024).default(0),
   EMBED_FRAMES_PER_REQUEST: int(1, 10_000).default(200),
   EMBED_CONCURRENT_SLIDES: int(1, 16).default(2),
+  ANALYSIS_CACHE_BYTES: bytes.default(512 * 1024 * 1024),
 });
 
 function readSecretFile(path: string | undefined, name: string, problems: string[]): string | undefined {
@@ -216,6 +220,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     onnxThreads: v.ONNX_THREADS,
     embedFramesPerRequest: v.EMBED_FRAMES_PER_REQUEST,
     embedConcurrentSlides: v.EMBED_CONCURRENT_SLIDES,
+    analysisCacheBytes: v.ANALYSIS_CACHE_BYTES,
   });
 }
 

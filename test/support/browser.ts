@@ -114,6 +114,12 @@ export interface PageWindow {
       setVisible(id: string, v: boolean): void;
       list(): Array<{ id: string; opacity: number; visible: boolean }>;
     };
+    analysis: {
+      state(): { mode: string; model?: string; runId?: string; k: number; isolated: number | null; counts: number[]; patches: number; queryRow: number | null; busy: boolean; message: string | null };
+      patchAt(xPx: number, yPx: number): { row: number; cluster: number | null; score: number | null } | null;
+      layer: { setOpacity(v: number): void; draw(): void; getState(): { visible: boolean; opacity: number; patches: number } };
+      idle(): Promise<void>;
+    };
   };
   requestAnimationFrame(callback: () => void): number;
 }

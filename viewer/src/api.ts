@@ -105,3 +105,128 @@ export const listSlides = (params: { offset: number; limit: number; query: strin
   getJson<SlideList>(`/api/slides?offset=${params.offset}&limit=${params.limit}&q=${encodeURIComponent(params.query)}`, signal);
 
 export const getSlide = (slideId: string, signal?: AbortSignal) => getJson<SlideDescriptor>(slideUrl(slideId), signal);
+
+// --- Embeddings, jobs, clusters and similarity -------------------------------------------------
+
+export interface ModelInfo {
+  id: string;
+  name: string;
+  description?: string;
+  dim: number;
+  patchSizePx: number;
+  recommendedMpp?: number[];
+  available: boolean;
+}
+
+export interface RunSummary {
+  key: { studyUid: string; seriesUid: string; modelId: string; runId: string };
+  status: 'complete' | 'in-progress';
+  manifest?: { rows: number; finishedAt: string };
+}
+
+export interface JobInfo {
+  id: string;
+  state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+  progress: { done: number; total: number; embedded: number; skipped: number; ratePerSecond: number; etaSeconds?: number };
+  notes: string[];
+  error?: { code: string; message: string };
+  result?: { runId: string };
+}
+
+export interface ClusterInfo {
+  index: number;
+  name: string;
+  colour: string;
+  count: number;
+  representative: { row: number; xPx: number; yPx: number; image: string };
+}
+
+export interface ClusterAnswer {
+  model: string;
+  runId: string;
+  k: number;
+  seed: number;
+  rows: number;
+  patch: { widthPx: number; heightPx: number };
+  iterations: number;
+  computeMs: number;
+  clusters: ClusterInfo[];
+  /** base64, one byte per patch. */
+  labels: string;
+  links: { coords: string; overlay: string; geojson: string; geojsonMerged: string; csv: string };
+}
+
+export interface SimilarPatch {
+  studyUid: string;
+  seriesUid: string;
+  xPx: number;
+  yPx: number;
+  widthPx: number;
+  heightPx: number;
+  score: number;
+  image: string;
+}
+
+export interface SimilarityAnswer {
+  model: string;
+  runId: string;
+  rows: number;
+  patch: { widthPx: number; heightPx: number };
+  query: { row: number; xPx: number; yPx: number; image: string };
+  /** base64 float32 per patch. */
+  scores: string;
+  min: number;
+  max: number;
+  matches: SimilarPatch[];
+  links: { coords: string };
+}
+
+export const listModels = () => getJson<{ models: ModelInfo[] }>('/api/models');
+export const listRuns = (slideId: string) => getJson<{ runs: RunSummary[] }>(slideUrl(slideId, '/embeddings'));
+
+export async function startEmbedding(slideId: string, model: string): Promise<JobInfo> {
+  let response: Response;
+  try {
+    response = await fetch(slideUrl(slideId, '/embeddings'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model }) });
+  } catch (error) {
+    throw new ApiError(0, 'NETWORK', error instanceof Error ? error.message : String(error));
+  }
+  if (!response.ok) throw await readApiError(response);
+  return (await response.json()) as JobInfo;
+}
+
+export const getClusters = (slideId: string, params: { model: string; k: number }, signal?: AbortSignal) =>
+  getJson<ClusterAnswer>(slideUrl(slideId, `/clusters?model=${encodeURIComponent(params.model)}&k=${params.k}`), signal);
+
+export const getSimilarity = (slideId: string, params: { model: string; runId: string; xPx: number; yPx: number; across: number }, signal?: AbortSignal) =>
+  getJson<SimilarityAnswer>(
+    slideUrl(slideId, `/similarity?model=${encodeURIComponent(params.model)}&run=${encodeURIComponent(params.runId)}&x=${Math.floor(params.xPx)}&y=${Math.floor(params.yPx)}&across=${params.across}`),
+    signal,
+  );
+
+/** A run's coords.npy: level-0 x, y per patch (int32, little-endian, C order). */
+export async function getCoords(url: string, signal?: AbortSignal): Promise<Int32Array> {
+  const response = await fetch(url, { signal });
+  if (!response.ok) throw await readApiError(response);
+  return parseNpyInt32(await response.arrayBuffer());
+}
+
+/** The .npy format's header (magic, version, length, a Python dict), then the data. */
+export function parseNpyInt32(buffer: ArrayBuffer): Int32Array {
+  const bytes = new Uint8Array(buffer);
+  if (bytes[0] !== 0x93 || String.fromCharCode(...bytes.subarray(1, 6)) !== 'NUMPY') throw new Error('Not a .npy file');
+  const view = new DataView(buffer);
+  const major = bytes[6]!;
+  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const start = (major === 1 ? 10 : 12) + headerLength;
+  const header = new TextDecoder().decode(bytes.subarray(major === 1 ? 10 : 12, start));
+  if (!header.includes("'descr': '<i4'") || header.includes("'fortran_order': True")) throw new Error(`Expected little-endian int32 in C order, got ${header.trim()}`);
+  return new Int32Array(buffer.slice(start));
+}
+
+export function decodeBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}

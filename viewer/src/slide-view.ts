@@ -6,6 +6,7 @@ import OpenSeadragon from 'openseadragon';
 import { ApiError, getSlide, readApiError, slideUrl, type SlideDescriptor } from './api.js';
 import { createDicomTileSource } from './dicom-tile-source.js';
 import { errorBox, h } from './dom.js';
+import { createAnalysisPanel, type AnalysisApi } from './analysis-panel.js';
 import { OverlayLayers } from './overlays.js';
 import { chooseScaleBar, formatDicomDate, formatMagnification, formatSize, magnificationOf } from './units.js';
 import { formatRoute, type ViewState } from './url-state.js';
@@ -15,6 +16,8 @@ export interface SlideViewApi {
   slide: SlideDescriptor;
   viewer: OpenSeadragon.Viewer;
   overlays: OverlayLayers;
+  /** Clusters and similarity over the slide. */
+  analysis: AnalysisApi;
   getView(): ViewState;
   /** Moves at once (no animation). */
   setView(view: ViewState): void;
@@ -52,10 +55,11 @@ export async function showSlide(root: HTMLElement, slideId: string, initialView:
   const osdElement = h('div', { id: 'osd', class: 'osd' });
   const banner = h('div', { class: 'banner', role: 'alert', hidden: true });
   const magnification = h('span', { class: 'magnification', 'aria-live': 'off' });
+  const side = sidePanel(slide, mppUm);
   const scaleBar = h('div', { class: 'scale-bar', hidden: mppUm === undefined }, h('span', {}));
   root.replaceChildren(
     h('header', {}, back, h('h1', {}, title), magnification),
-    h('main', { class: 'slide' }, h('div', { class: 'stage' }, osdElement, scaleBar, banner), sidePanel(slide, mppUm)),
+    h('main', { class: 'slide' }, h('div', { class: 'stage' }, osdElement, scaleBar, banner), side),
   );
 
   const tileSource = createDicomTileSource(slide);
@@ -72,10 +76,14 @@ export async function showSlide(root: HTMLElement, slideId: string, initialView:
     maxZoomPixelRatio: 4,
     visibilityRatio: 0.2,
     timeout: 60_000,
+    // A click picks a patch for similarity; a double click zooms.
+    gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
     ...(drawer === 'canvas' || drawer === 'webgl' ? { drawer } : {}),
   } as OpenSeadragon.Options);
 
   const failedTiles: string[] = [];
+  const analysis = createAnalysisPanel(slide.id, viewer, () => viewer.world.getItemAt(0));
+  side.append(analysis.element);
   // The slide is world item 0; overlays are items too, so coordinates go through the slide's own item
   // (the viewport's conversions are ambiguous, and say so on the console, once there are several).
   const slideItem = (): OpenSeadragon.TiledImage => viewer.world.getItemAt(0);
@@ -134,6 +142,7 @@ export async function showSlide(root: HTMLElement, slideId: string, initialView:
     slide,
     viewer,
     overlays: new OverlayLayers(viewer, slide.widthPx),
+    analysis: analysis.api,
     getView,
     setView,
     levelZeroToPage: (xPx, yPx) => {
@@ -175,6 +184,6 @@ function sidePanel(slide: SlideDescriptor, mppUm: number | undefined): HTMLEleme
     slide.label && h('img', { class: 'label', src: slideUrl(slide.id, '/label.jpg?size=400'), alt: 'Slide label' }),
     h('dl', {}, ...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
     ...slide.notes.map((note) => h('p', { class: 'note' }, note)),
-    h('p', { class: 'keys' }, 'Keys: arrows or W A S D pan, + and − zoom, 0 whole slide. Click the slide first.'),
+    h('p', { class: 'keys' }, 'Keys: arrows or W A S D pan, + and − zoom, 0 whole slide. Click the slide first. Double-click zooms in.'),
   );
 }
