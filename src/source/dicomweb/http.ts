@@ -3,11 +3,13 @@
  * every request, and PACS failures turned into gateway errors that name what failed without echoing
  * the PACS's body (it may carry patient data).
  */
+import type { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../errors.js';
 import type { UpstreamAuth } from '../../config/index.js';
+import type { UpstreamRequestEvent, UpstreamRequestObserver } from '../types.js';
 
 export interface HttpClientOptions {
   baseUrl: string;
@@ -17,6 +19,8 @@ export interface HttpClientOptions {
   timeoutMs: number;
   /** Most connections to the PACS. */
   connections: number;
+  /** Told about every request as it ends (the gateway's metrics); the source knows nothing more of it. */
+  onRequest?: UpstreamRequestObserver | undefined;
 }
 
 export interface UpstreamResponse {
@@ -56,6 +60,16 @@ export function toUpstreamError(error: unknown, what: string, callerSignal?: Abo
   return new UpstreamError(`The PACS ${what} request failed${code ? ` (${code})` : ''}`, { cause: error });
 }
 
+/** A request with a body (STOW-RS): what GetOptions says, plus the body and its media type. */
+export interface PostOptions extends GetOptions {
+  contentType: string;
+  body: Buffer | Readable;
+  /** The body's length in bytes, for a stream: some servers (Orthanc) want it rather than chunked encoding. */
+  contentLength?: number | undefined;
+  /** This request's deadline in ms, for an upload that needs longer than DICOMWEB_TIMEOUT_MS. */
+  timeoutMs?: number | undefined;
+}
+
 export interface HttpClient {
   /** The base URL without credentials, for logs. */
   readonly baseUrl: string;
@@ -63,6 +77,8 @@ export interface HttpClient {
   get(path: string, options: GetOptions): Promise<UpstreamResponse>;
   /** GET and parse a JSON answer; 204 gives []. */
   getJson(path: string, options: Omit<GetOptions, 'accept'>): Promise<unknown>;
+  /** POST a body to a path under the base URL (STOW-RS); resolves once headers arrive, like get. */
+  post(path: string, options: PostOptions): Promise<UpstreamResponse>;
   close(): Promise<void>;
 }
 
@@ -83,25 +99,43 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   if (authorization) fixedHeaders['authorization'] = authorization;
   let closed = false;
 
-  async function get(path: string, { accept, signal, what }: GetOptions): Promise<UpstreamResponse> {
+  function observe(operation: string, startedMs: number, outcome: UpstreamRequestEvent['outcome'], errorKind: UpstreamRequestEvent['errorKind']): void {
+    options.onRequest?.({ operation, outcome, errorKind, seconds: (performance.now() - startedMs) / 1000 });
+  }
+
+  async function send(path: string, options: GetOptions | PostOptions, method: 'GET' | 'POST'): Promise<UpstreamResponse> {
+    const { accept, signal, what } = options;
+    const upload = 'body' in options ? options : undefined;
     if (closed) throw new UpstreamError('The PACS client is closed');
-    const deadline = AbortSignal.timeout(timeoutMs);
+    const startedMs = performance.now();
+    const deadline = AbortSignal.timeout(upload?.timeoutMs ?? timeoutMs);
     const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
     let response: Dispatcher.ResponseData;
     try {
       response = await request(`${baseUrl}${path}`, {
-        method: 'GET',
+        method,
         dispatcher: agent,
-        headers: { ...fixedHeaders, accept, 'accept-encoding': accept.includes('json') ? 'gzip' : 'identity' },
+        headers: {
+          ...fixedHeaders,
+          accept,
+          'accept-encoding': accept.includes('json') ? 'gzip' : 'identity',
+          ...(upload ? { 'content-type': upload.contentType } : {}),
+          ...(upload?.contentLength === undefined ? {} : { 'content-length': String(upload.contentLength) }),
+        },
+        ...(upload ? { body: upload.body, headersTimeout: upload.timeoutMs ?? timeoutMs } : {}),
         signal: combined,
       });
     } catch (error) {
-      throw toUpstreamError(deadline.aborted ? deadline.reason : error, what, signal);
+      const mapped = toUpstreamError(deadline.aborted ? deadline.reason : error, what, signal);
+      observe(what, startedMs, signal?.aborted ? 'aborted' : 'error', mapped instanceof UpstreamTimeoutError ? 'timeout' : 'network');
+      throw mapped;
     }
     const status = response.statusCode;
     if (status >= 200 && status < 300) {
+      observe(what, startedMs, 'ok', undefined);
       return { status, contentType: String(response.headers['content-type'] ?? ''), body: response.body };
     }
+    observe(what, startedMs, 'error', status === 408 || status === 504 ? 'timeout' : status >= 500 ? 'http_5xx' : 'http_4xx');
     // Drain and drop the body: it may quote patient data, and the connection goes back to the pool.
     await response.body.dump().catch(() => undefined);
     if (status === 404) throw new NotFoundError(`The PACS has no such ${what}`, 'UPSTREAM_NOT_FOUND');
@@ -112,9 +146,12 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     throw new UpstreamError(`The PACS answered ${status} to the ${what} request`);
   }
 
+  const get = (path: string, options: GetOptions) => send(path, options, 'GET');
+
   return {
     baseUrl,
     get,
+    post: (path, options) => send(path, options, 'POST'),
     async getJson(path, { signal, what }) {
       const response = await get(path, { accept: 'application/dicom+json, application/json', signal, what });
       if (response.status === 204) {
