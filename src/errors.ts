@@ -60,6 +60,13 @@ export class CodecError extends GatewayError {
   }
 }
 
+/** The caller sent no credentials, or ones the gateway does not accept (GATEWAY_AUTH). */
+export class AuthError extends GatewayError {
+  constructor(message = 'Sign in: send Authorization: Bearer <token>, or POST /api/session {"token"} for a session cookie') {
+    super('AUTH_REQUIRED', 401, message);
+  }
+}
+
 /** The gateway is shutting down. */
 export class ClosingError extends GatewayError {
   constructor() {

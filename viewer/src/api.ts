@@ -72,10 +72,20 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * Dispatched on `window` when the gateway wants a token (GATEWAY_AUTH=token): sign-in.ts shows its form.
+ * Not sent for a trusted-header gateway (no `WWW-Authenticate: Bearer`): a token would not help there.
+ */
+export const AUTH_REQUIRED_EVENT = 'wsigw:auth-required';
+
 /** Reads an error answer ({error: {code, message}}) or makes one up from the status line. */
 export async function readApiError(response: Response): Promise<ApiError> {
   try {
     const body = (await response.json()) as { error?: { code?: string; message?: string } };
+    if (response.status === 401 && body.error?.code === 'AUTH_REQUIRED' && /^Bearer/i.test(response.headers.get('www-authenticate') ?? '')) {
+      // Through globalThis, typed by hand: this module is also compiled, and unit-tested, without the DOM.
+      (globalThis as { dispatchEvent?: (event: Event) => boolean }).dispatchEvent?.(new Event(AUTH_REQUIRED_EVENT));
+    }
     if (body.error?.code) return new ApiError(response.status, body.error.code, body.error.message ?? response.statusText);
   } catch {
     // not JSON: fall through
