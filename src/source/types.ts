@@ -76,6 +76,23 @@ export interface SlideSource {
   close(): Promise<void>;
 }
 
+/**
+ * One request to the PACS as it ended, for whoever watches the source (metrics). `seconds` runs until the
+ * response headers arrived (or the request failed); the body streams on after it.
+ */
+export interface UpstreamRequestEvent {
+  /** What the request was for: 'series search', 'series metadata', 'instance metadata', 'frames', 'instance'. */
+  operation: string;
+  /** 'aborted' when the caller's own signal stopped it (a cancelled job): not the PACS's fault. */
+  outcome: 'ok' | 'error' | 'aborted';
+  /** Why it failed, when it did. */
+  errorKind: 'timeout' | 'http_4xx' | 'http_5xx' | 'network' | undefined;
+  seconds: number;
+}
+
+/** Called once per PACS request as it ends; must not throw. */
+export type UpstreamRequestObserver = (event: UpstreamRequestEvent) => void;
+
 export interface ReadFramesOptions {
   /** The transfer syntax the instance is stored in, when known: asked for explicitly. */
   transferSyntaxUid?: string;
