@@ -8,12 +8,14 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { createServices, type Services } from '../app.js';
 import { ConfigError, loadConfig } from '../config/index.js';
+import { GatewayError } from '../errors.js';
 import { createJobSpec, DEFAULT_MIN_TISSUE, DEFAULT_MODEL, type Job } from '../embed/jobs/job-queue.js';
 import { parseUid } from '../routes/params.js';
 import { renderProgress } from './progress.js';
 
-const USAGE = `Usage: npm run embed -- [options] STUDY_UID/SERIES_UID ...
-       npm run embed -- [options] --all | --query "words"
+const USAGE = `Usage: wsi-gateway embed [options] STUDY_UID/SERIES_UID ...
+       wsi-gateway embed [options] --all | --query "words"
+       (from a checkout: npm run embed -- [options] ...)
 
 Options:
   --model ID          model id (default ${DEFAULT_MODEL}; GET /api/models or models/ lists them)
@@ -23,7 +25,9 @@ Options:
   --mpp-override X    level-0 µm per pixel, for slides with missing or wrong spacing
   --all               every slide the source has
   --query WORDS       slides whose descriptions, dates or UIDs contain all the words
-The PACS, models and store come from the same environment variables as the gateway (README.md).`;
+The PACS, models and store come from the same environment variables as the gateway (README.md).
+Exit codes: 0 every slide embedded, 1 some failed, 2 usage or configuration error, 130 interrupted
+(committed batches are kept: the same command resumes).`;
 
 function number(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -43,8 +47,31 @@ async function findSlides(services: Services, query: string): Promise<Array<{ st
   }
 }
 
-async function main(): Promise<number> {
+/**
+ * Runs the embed command on its arguments (without the command name) and resolves to the exit code:
+ * 0 all slides embedded, 1 some failed, 2 a usage or configuration error, 130 interrupted.
+ */
+export async function runEmbed(argv: string[]): Promise<number> {
+  try {
+    return await embed(argv);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof UsageError) console.error(error.message);
+    else console.error(error instanceof Error ? error.message : error);
+    if (error instanceof UsageError) console.error(`\n${USAGE}`);
+    // parseArgs' own errors (unknown flag, missing value) and 4xx errors (bad UID, unknown model) are the
+    // caller's to fix: usage. Anything else (PACS down, disk full) is the work failing.
+    const usage = error instanceof ConfigError || error instanceof UsageError || isParseArgsError(error) || (error instanceof GatewayError && error.status < 500);
+    return usage ? 2 : 1;
+  }
+}
+
+function isParseArgsError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_');
+}
+
+async function embed(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
+    args: argv,
     allowPositionals: true,
     options: {
       model: { type: 'string', default: DEFAULT_MODEL },
@@ -102,18 +129,14 @@ async function main(): Promise<number> {
       if (job.state === 'done') console.log(`${what}\t${job.result!.runId}\t${job.progress.embedded} embedded, ${job.progress.skipped} skipped`);
       else console.log(`${what}\t${job.state}${job.error ? `\t${job.error.code}: ${job.error.message}` : ''}`);
     }
+    if (interrupted) return 130;
     return jobs.every((j) => j.state === 'done') ? 0 : 1;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await services.close();
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    if (error instanceof ConfigError || error instanceof UsageError) console.error(error.message);
-    else console.error(error instanceof Error ? error.message : error);
-    if (error instanceof UsageError) console.error(`\n${USAGE}`);
-    process.exit(2);
-  },
-);
+// `npm run embed` runs this file; `wsi-gateway embed` imports runEmbed instead.
+if (process.argv[1] === import.meta.filename) void runEmbed(process.argv.slice(2)).then((code) => process.exit(code));
