@@ -4,19 +4,25 @@
  * gateways as they like, on any port, against any source.
  */
 import { Hono } from 'hono';
+import { routePath } from 'hono/route';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config/index.js';
 import { createAnalysisService, createKMeansEngine, type AnalysisService } from './analysis/index.js';
 import { ClosingError } from './errors.js';
 import { runEmbedSlideJob } from './embed/jobs/embed-slide-job.js';
-import { createInProcessQueue, type JobQueue } from './embed/jobs/job-queue.js';
+import { closeQueueWithCheckpoint, pendingJobsFile, resumePendingJobs } from './embed/jobs/checkpoint.js';
+import { createInProcessQueue, type Job, type JobQueue } from './embed/jobs/job-queue.js';
 import type { RetryPolicy } from './embed/pipeline/retry.js';
 import { createModelRegistry, type ModelRegistry } from './embed/runtime/index.js';
 import { createLocalStore, type EmbeddingStore } from './embed/store/index.js';
+import { createMetrics, type GatewayMetrics } from './ops/metrics.js';
+import { createReadinessProbe } from './ops/readiness.js';
 import { createAnalysisRoutes } from './routes/analysis.js';
 import { createEmbeddingRoutes, createModelRoutes } from './routes/embeddings.js';
 import { createErrorHandler, notFound } from './routes/errors.js';
 import { createJobRoutes } from './routes/jobs.js';
+import { createOpsRoutes } from './routes/ops.js';
+import { createSecurity, type SecurityOptions } from './routes/security.js';
 import { createSlideRoutes } from './routes/slides.js';
 import { createViewerRoutes } from './routes/viewer.js';
 import { createSource, type SlideSource } from './source/index.js';
@@ -32,6 +38,9 @@ export interface Services {
   store: EmbeddingStore;
   jobs: JobQueue;
   analysis: AnalysisService;
+  metrics: GatewayMetrics;
+  /** Jobs submitted again from the last shutdown's checkpoint ([] unless checkpointJobs is on). */
+  resumed: Promise<Job[]>;
   /** True once draining or closing has begun: new requests get 503. */
   readonly closing: boolean;
   /** Answers new requests with 503 while those in flight finish; releases nothing. */
@@ -45,21 +54,31 @@ export interface ServiceOverrides {
   source?: SlideSource;
   /** How embedding jobs retry the PACS (tests shorten the waits). */
   embedRetry?: Partial<RetryPolicy>;
+  /**
+   * Checkpoint unfinished jobs on close and resume them at start (`<EMBED_DIR>/pending-jobs.json`).
+   * The server turns it on; the CLI leaves it off, so it neither leaves nor takes the server's jobs.
+   * @default false
+   */
+  checkpointJobs?: boolean;
 }
 
 export function createServices(config: Readonly<Config>, overrides: ServiceOverrides = {}): Services {
   const logger = overrides.logger ?? pino({ level: config.logLevel });
-  const source = overrides.source ?? createSource(config);
+  const metrics = createMetrics();
+  const source = overrides.source ?? createSource(config, { onUpstreamRequest: metrics.observeUpstream });
   const catalog = createSlideCatalog({ source, searchPatientData: config.showPatientData });
   const tiles = createTileService({ source, cacheBytes: config.tileCacheBytes, prefetchFrames: config.prefetchFrames, jpegQuality: config.jpegQuality });
   const models = createModelRegistry({ modelsDir: config.modelsDir, executionProviders: config.onnxExecutionProviders, intraOpThreads: config.onnxThreads, logger });
   const store = createLocalStore(config.embedDir);
   const jobDeps = { source, catalog, tiles, models, store, logger, framesPerRequest: config.embedFramesPerRequest, retry: overrides.embedRetry };
-  const jobs = createInProcessQueue((spec, report, signal) => runEmbedSlideJob(spec, jobDeps, report, signal), {
+  const jobs = createInProcessQueue((spec, report, signal) => runEmbedSlideJob(spec, jobDeps, metrics.countPatches(report), signal), {
     concurrency: config.embedConcurrentSlides,
     onError: (job, error) => logger.warn({ job: job.id, series: job.spec.seriesUid, model: job.spec.model, reason: (error as Error).message }, 'embedding job failed'),
   });
-  const analysis = createAnalysisService({ store, kmeans: createKMeansEngine({ threads: config.onnxThreads }), cacheBytes: config.analysisCacheBytes });
+  const analysis = createAnalysisService({ store, kmeans: metrics.timeKMeans(createKMeansEngine({ threads: config.onnxThreads })), cacheBytes: config.analysisCacheBytes });
+  metrics.watch({ tiles, jobs });
+  const checkpointFile = pendingJobsFile(config.embedDir);
+  const resumed = overrides.checkpointJobs ? resumePendingJobs(checkpointFile, jobs, logger) : Promise.resolve([]);
   let draining = false;
   let closing: Promise<void> | undefined;
   return {
@@ -72,6 +91,8 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
     store,
     jobs,
     analysis,
+    metrics,
+    resumed,
     get closing() {
       return draining;
     },
@@ -82,7 +103,8 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
       draining = true;
       closing ??= (async () => {
         // Jobs first: they stop at their next batch, with everything committed so far kept for a resume.
-        await jobs.close();
+        await resumed;
+        await (overrides.checkpointJobs ? closeQueueWithCheckpoint(jobs, checkpointFile, logger) : jobs.close());
         await analysis.close();
         await models.close();
         tiles.clear();
@@ -97,6 +119,8 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
 export interface AppOptions {
   /** The built viewer (viewer/dist). */
   viewerDir?: string;
+  /** Session lifetime and clock of GATEWAY_AUTH=token (tests move the clock). */
+  security?: SecurityOptions;
 }
 
 export function createApp(services: Services, options: AppOptions = {}): Hono {
@@ -108,16 +132,24 @@ export function createApp(services: Services, options: AppOptions = {}): Hono {
     if (services.closing) throw new ClosingError();
     const started = performance.now();
     await next();
+    // The route pattern, not the path: UIDs in label values would make a series per slide.
+    services.metrics.observeHttp(c.req.method, routePath(c), c.res.status, (performance.now() - started) / 1000);
     // One line per request, no patient identifiers (paths hold only UIDs). Not even built when off.
     if (logger.isLevelEnabled('info')) {
       const id = c.req.header('x-request-id')?.slice(0, 64) ?? `r${++nextRequestId}`;
-      logger.info({ id, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 }, 'request');
+      logger.info({ id, user: c.get('user'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 }, 'request');
     }
   });
   app.onError(createErrorHandler(logger));
   app.notFound(notFound);
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  const checkReadiness = createReadinessProbe({ source: services.source, models: services.models, storeDir: services.config.embedDir });
+  app.route('/', createOpsRoutes({ metrics: services.metrics, checkReadiness }));
+  // Every /api route, present and future, sits behind these; the viewer's files and probes do not.
+  const security = createSecurity(services.config, options.security);
+  if (security.cors) app.use('/api/*', security.cors);
+  app.use('/api/*', security.requireAuth, security.bodyLimit);
+  if (security.sessionRoutes) app.route('/', security.sessionRoutes);
   app.route('/api/slides', createSlideRoutes({ ...services, showPatientData: services.config.showPatientData }));
   app.route('/api/slides', createEmbeddingRoutes(services));
   app.route('/api/slides', createAnalysisRoutes(services));

@@ -6,8 +6,9 @@ import { mkdirSync } from 'node:fs';
 import { serve } from '@hono/node-server';
 import { createApp, createServices } from './app.js';
 import { ConfigError, describeConfig, loadConfig } from './config/index.js';
+import { ensureDemoSlide } from './import/demo-setup.js';
 
-function main(): void {
+async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig(process.env);
@@ -18,10 +19,15 @@ function main(): void {
     }
     throw error;
   }
-  const services = createServices(config);
+  const services = createServices(config, { checkpointJobs: true });
   const { logger } = services;
   if (!config.dicomwebUrl) {
     mkdirSync(config.dicomDir, { recursive: true });
+    // The first run with nothing configured: a demo slide to look at (GATEWAY_DEMO). A failure here
+    // must not keep the gateway from serving the (empty) folder.
+    await ensureDemoSlide({ dicomDir: config.dicomDir, mode: config.demo, servingPacs: false, logger }).catch((error: unknown) =>
+      logger.error({ err: error }, 'could not generate the demo slide; serving the folder as it is'),
+    );
     logger.info(
       `Serving DICOM files from ${config.dicomDir}. To serve a PACS instead, set DICOMWEB_URL ` +
         '(e.g. DICOMWEB_URL=http://pacs:8042/dicom-web npm start); see README.md for auth settings.',
@@ -64,4 +70,12 @@ function main(): void {
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 }
 
-main();
+export { main };
+
+// `tsx src/main.ts` (npm start) runs it; `wsi-gateway serve` imports it and calls main() itself.
+if (process.argv[1] === import.meta.filename) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

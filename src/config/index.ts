@@ -10,6 +10,16 @@ export type UpstreamAuth =
   | { kind: 'basic'; username: string; password: string }
   | { kind: 'bearer'; token: string };
 
+/**
+ * Who may call /api: anyone (`none`), holders of an API token (`token`), or whoever a reverse proxy in
+ * front (e.g. oauth2-proxy doing OIDC) names in a header (`trusted-header`; the gateway must then be
+ * reachable only through that proxy).
+ */
+export type GatewayAuth =
+  | { kind: 'none' }
+  | { kind: 'token'; tokens: readonly string[] }
+  | { kind: 'trusted-header'; userHeader: string; proxySecret: string | undefined };
+
 export interface Config {
   /** TCP port to listen on. @default 8080 */
   port: number;
@@ -34,6 +44,11 @@ export interface Config {
   jpegQuality: number;
   /** Show patient names and IDs in the slide list (and let the filter match them). @default false */
   showPatientData: boolean;
+  /**
+   * Generate the synthetic demo slide into DICOM_DIR/demo/ at start: `auto` when no PACS is set and
+   * DICOM_DIR holds no files, `true` also when it does (never when a PACS is set), `false` never. @default 'auto'
+   */
+  demo: 'auto' | 'true' | 'false';
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Folder of model weights, and of manifests that add to or replace the shipped ones. @default './models' */
   modelsDir: string;
@@ -49,6 +64,12 @@ export interface Config {
   analysisCacheBytes: number;
   /** Slides embedded at once: 2 lets the next slide's frames load while the model finishes the last. @default 2 */
   embedConcurrentSlides: number;
+  /** Authentication of /api routes (GATEWAY_AUTH). @default { kind: 'none' } */
+  gatewayAuth: GatewayAuth;
+  /** Origins allowed to call /api from another site; empty = no CORS headers at all. @default [] */
+  corsOrigins: readonly string[];
+  /** Largest request body accepted on /api, in bytes. @default 65536 (64 KiB) */
+  bodyLimitBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -76,6 +97,15 @@ const KNOWN_KEYS = [
   'TILE_PREFETCH_FRAMES',
   'TILE_JPEG_QUALITY',
   'GATEWAY_SHOW_PATIENT_DATA',
+  'GATEWAY_DEMO',
+  'GATEWAY_AUTH',
+  'GATEWAY_API_TOKENS',
+  'GATEWAY_API_TOKENS_FILE',
+  'GATEWAY_TRUSTED_USER_HEADER',
+  'GATEWAY_TRUSTED_PROXY_SECRET',
+  'GATEWAY_TRUSTED_PROXY_SECRET_FILE',
+  'GATEWAY_CORS_ORIGINS',
+  'GATEWAY_BODY_LIMIT_BYTES',
   'LOG_LEVEL',
   'MODELS_DIR',
   'EMBED_DIR',
@@ -141,6 +171,22 @@ const schema = z.object({
     .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
     .transform((v) => v === 'true' || v === '1')
     .default(false),
+  GATEWAY_DEMO: z.enum(['auto', 'true', 'false'], { error: 'must be auto, true or false' }).default('auto'),
+  GATEWAY_AUTH: z.enum(['none', 'token', 'trusted-header']).default('none'),
+  GATEWAY_API_TOKENS: z.string().optional(),
+  GATEWAY_API_TOKENS_FILE: z.string().optional(),
+  GATEWAY_TRUSTED_USER_HEADER: z
+    .string()
+    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is not a valid header name')
+    .transform((v) => v.toLowerCase())
+    .default('x-forwarded-user'),
+  GATEWAY_TRUSTED_PROXY_SECRET: z.string().optional(),
+  GATEWAY_TRUSTED_PROXY_SECRET_FILE: z.string().optional(),
+  GATEWAY_CORS_ORIGINS: z
+    .string()
+    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean))
+    .default([]),
+  GATEWAY_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024).default(64 * 1024),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MODELS_DIR: z.string().min(1).default('./models'),
   EMBED_DIR: z.string().min(1).default('./data/embeddings'),
@@ -198,6 +244,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
   if (v.DICOMWEB_URL && /^[a-z]+:\/\/[^/]*@/i.test(v.DICOMWEB_URL)) {
     problems.push('DICOMWEB_URL: put credentials in DICOMWEB_USERNAME/DICOMWEB_PASSWORD, not in the URL');
   }
+  const gatewayAuth = readGatewayAuth(v, problems);
+  for (const origin of v.GATEWAY_CORS_ORIGINS) {
+    if (origin === '*') {
+      if (gatewayAuth.kind !== 'none') problems.push('GATEWAY_CORS_ORIGINS: * is refused while GATEWAY_AUTH is on; list the origins');
+    } else if (!isOrigin(origin)) {
+      problems.push(`GATEWAY_CORS_ORIGINS: ${origin} is not an origin (scheme://host[:port], no path)`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -213,6 +267,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     prefetchFrames: v.TILE_PREFETCH_FRAMES,
     jpegQuality: v.TILE_JPEG_QUALITY,
     showPatientData: v.GATEWAY_SHOW_PATIENT_DATA,
+    demo: v.GATEWAY_DEMO,
     logLevel: v.LOG_LEVEL,
     modelsDir: v.MODELS_DIR,
     embedDir: v.EMBED_DIR,
@@ -221,7 +276,38 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     embedFramesPerRequest: v.EMBED_FRAMES_PER_REQUEST,
     embedConcurrentSlides: v.EMBED_CONCURRENT_SLIDES,
     analysisCacheBytes: v.ANALYSIS_CACHE_BYTES,
+    gatewayAuth: Object.freeze(gatewayAuth),
+    corsOrigins: Object.freeze([...v.GATEWAY_CORS_ORIGINS]),
+    bodyLimitBytes: v.GATEWAY_BODY_LIMIT_BYTES,
   });
+}
+
+/** Shorter tokens could be guessed through POST /api/session. */
+const MIN_TOKEN_LENGTH = 16;
+
+function readGatewayAuth(v: z.output<typeof schema>, problems: string[]): GatewayAuth {
+  if (v.GATEWAY_AUTH === 'token') {
+    const list = v.GATEWAY_API_TOKENS ?? readSecretFile(v.GATEWAY_API_TOKENS_FILE, 'GATEWAY_API_TOKENS_FILE', problems) ?? '';
+    const tokens = list.split(/[,\n]/).map((t) => t.trim()).filter(Boolean);
+    if (tokens.length === 0) problems.push('GATEWAY_API_TOKENS or GATEWAY_API_TOKENS_FILE: at least one token is required when GATEWAY_AUTH=token');
+    // Positions only: a token's value must never reach a log or a terminal.
+    tokens.forEach((t, i) => t.length < MIN_TOKEN_LENGTH && problems.push(`GATEWAY_API_TOKENS: token ${i + 1} is shorter than ${MIN_TOKEN_LENGTH} characters`));
+    return { kind: 'token', tokens: Object.freeze(tokens) };
+  }
+  if (v.GATEWAY_AUTH === 'trusted-header') {
+    const secret = v.GATEWAY_TRUSTED_PROXY_SECRET ?? readSecretFile(v.GATEWAY_TRUSTED_PROXY_SECRET_FILE, 'GATEWAY_TRUSTED_PROXY_SECRET_FILE', problems);
+    if (secret !== undefined && secret.length < MIN_TOKEN_LENGTH) problems.push(`GATEWAY_TRUSTED_PROXY_SECRET: shorter than ${MIN_TOKEN_LENGTH} characters`);
+    return { kind: 'trusted-header', userHeader: v.GATEWAY_TRUSTED_USER_HEADER, proxySecret: secret };
+  }
+  return { kind: 'none' };
+}
+
+function isOrigin(value: string): boolean {
+  try {
+    return /^https?:$/.test(new URL(value).protocol) && new URL(value).origin === value;
+  } catch {
+    return false;
+  }
 }
 
 /** The configuration without secrets, for the start-up log line. */
@@ -236,5 +322,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
     modelsDir: config.modelsDir,
     embedDir: config.embedDir,
     onnxExecutionProviders: config.onnxExecutionProviders,
+    // The kind and header names only: tokens and the proxy secret are never described.
+    gatewayAuth: config.gatewayAuth.kind === 'trusted-header' ? { kind: 'trusted-header', userHeader: config.gatewayAuth.userHeader, proxySecret: config.gatewayAuth.proxySecret !== undefined } : config.gatewayAuth.kind === 'token' ? { kind: 'token', tokens: config.gatewayAuth.tokens.length } : { kind: 'none' },
+    corsOrigins: config.corsOrigins,
+    bodyLimitBytes: config.bodyLimitBytes,
   };
 }

@@ -83,7 +83,8 @@ export async function showSlide(root: HTMLElement, slideId: string, initialView:
 
   const failedTiles: string[] = [];
   const analysis = createAnalysisPanel(slide.id, viewer, () => viewer.world.getItemAt(0));
-  side.append(analysis.element);
+  // Right under the label, above the facts: the legend is what a user looks at while browsing clusters.
+  side.insertBefore(analysis.element, side.querySelector('dl'));
   // The slide is world item 0; overlays are items too, so coordinates go through the slide's own item
   // (the viewport's conversions are ambiguous, and say so on the console, once there are several).
   const slideItem = (): OpenSeadragon.TiledImage => viewer.world.getItemAt(0);
