@@ -93,6 +93,21 @@ describe('wsi-gateway command line', () => {
     expect(run.stderr).toMatch(/PORT: /);
   });
 
+  it('serve refuses unknown flags, flags for secrets and bad values as usage errors (exit 2)', async () => {
+    const cases: Array<[string[], string]> = [
+      [['--prot', '9000'], '--prot: unknown setting'],
+      [['--dicomweb-password', 'hunter2'], 'secrets are read only from the environment'],
+      [['--port'], '--port: needs a value'],
+      [['9000'], '9000: not a setting'],
+      [['--port', 'abc'], 'PORT: '],
+    ];
+    for (const [args, message] of cases) {
+      const run = await runBin(['serve', ...args]);
+      expect([args.join(' '), run.code, run.stderr.includes(message)]).toEqual([args.join(' '), 2, true]);
+      expect(run.stderr).not.toContain('hunter2');
+    }
+  });
+
   it('serve rejects a misspelt setting of ours (exit 2)', async () => {
     const run = await runBin(['serve'], { DICOMWEB_ULR: 'http://pacs/dicom-web' });
     expect(run.code).toBe(2);
@@ -129,7 +144,8 @@ describe('wsi-gateway command line', () => {
   it('serve listens, answers /healthz, and exits 0 on SIGTERM', async () => {
     const port = await freePort();
     let health: number | undefined;
-    const run = await runBin(['serve'], { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DICOM_DIR: join(work, 'served'), EMBED_DIR: join(work, 'served-embeddings') }, (child, stdout) => {
+    // Port and host as flags (they win over the environment's PORT); the rest from the environment.
+    const run = await runBin(['serve', '--port', String(port), '--host=127.0.0.1'], { PORT: '1', LOG_LEVEL: 'info', GATEWAY_DEMO: 'false', DICOM_DIR: join(work, 'served'), EMBED_DIR: join(work, 'served-embeddings') }, (child, stdout) => {
       // The start-up log line says when it listens; then one request, then the signal.
       const poll = setInterval(() => {
         if (!stdout().includes('gateway listening')) return;

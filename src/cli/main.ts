@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { ConfigError, readConfigFlags } from '../config/index.js';
 import { GATEWAY_VERSION } from '../version.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -33,11 +34,13 @@ Settings come from environment variables (PORT, DICOMWEB_URL, MODELS_DIR, ...: R
 
 ${EXIT_CODES}`;
 
-const SERVE_USAGE = `Usage: wsi-gateway serve
+const SERVE_USAGE = `Usage: wsi-gateway serve [--setting value ...]
 
 Starts the gateway on HOST:PORT (default 0.0.0.0:8080) and serves until SIGINT or SIGTERM, then stops
-accepting, drains requests in flight and exits 0. No options: every setting is an environment variable
-(README.md). Exits 2 when the configuration or a model manifest is invalid, 1 when it cannot listen.`;
+accepting, drains requests in flight and exits 0. Every setting is an environment variable (README.md's
+table); a flag sets one for this run and wins over the environment: --port 9000, --dicomweb-url URL,
+--log-level debug. Secrets (passwords, tokens) only from the environment or *_FILE.
+Exits 2 when the configuration or a model manifest is invalid, 1 when it cannot listen.`;
 
 /** bench name → script, relative to the repository root. */
 const BENCHES: Readonly<Record<string, string>> = {
@@ -103,7 +106,14 @@ async function runServe(argv: string[]): Promise<number> {
     console.log(SERVE_USAGE);
     return EXIT.ok;
   }
-  if (argv.length > 0) return usageError(`serve takes no arguments, got '${argv.join(' ')}'.`, SERVE_USAGE);
+  let flags: Record<string, string>;
+  try {
+    flags = readConfigFlags(argv);
+  } catch (error) {
+    if (error instanceof ConfigError) return usageError(error.problems.join('\n'), SERVE_USAGE);
+    throw error;
+  }
+  Object.assign(process.env, flags);
   const { main } = await import('../main.js');
   await main();
   // The server now owns the process: it exits itself on SIGINT/SIGTERM (0) or a fatal error (1, 2).

@@ -79,7 +79,7 @@ export class ConfigError extends Error {
 }
 
 /** Environment variables the gateway reads. A variable with one of our prefixes that is not here is a typo. */
-const KNOWN_KEYS = [
+export const KNOWN_KEYS = [
   'PORT',
   'HOST',
   'DICOMWEB_URL',
@@ -212,6 +212,26 @@ function readSecretFile(path: string | undefined, name: string, problems: string
 }
 
 /** Reads and validates the configuration. Throws ConfigError listing every problem. */
+/**
+ * Settings given as command-line flags (`--dicomweb-url URL`, `--port=9000`) as the environment
+ * variables they stand for, to lay over process.env before loadConfig. Secrets are refused: a flag
+ * shows in `ps` and shell history; they belong in the environment or a `*_FILE`.
+ */
+export function readConfigFlags(argv: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const match = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(argv[i]!);
+    if (!match) throw new ConfigError([`${argv[i]}: not a setting; settings are --name value or --name=value`]);
+    const key = match[1]!.toUpperCase().replaceAll('-', '_');
+    if (!(KNOWN_KEYS as readonly string[]).includes(key)) throw new ConfigError([`--${match[1]}: unknown setting (flags are the variables in README's table, e.g. --dicomweb-url)`]);
+    if (/(PASSWORD|TOKEN|TOKENS|SECRET)$/.test(key)) throw new ConfigError([`--${match[1]}: secrets are read only from the environment or ${key}_FILE, never from flags`]);
+    const value = match[2] ?? argv[++i];
+    if (value === undefined) throw new ConfigError([`--${match[1]}: needs a value`]);
+    env[key] = value;
+  }
+  return env;
+}
+
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Readonly<Config> {
   const problems: string[] = [];
   const known = new Set<string>(KNOWN_KEYS);
