@@ -15,7 +15,6 @@
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +28,7 @@ import { createDicomwebSource } from '../src/source/dicomweb/dicomweb-source.js'
 import type { SlideSource } from '../src/source/types.js';
 import { startOrthanc, type OrthancServer } from '../test/support/orthanc.js';
 import { makeLargeSlide, readDicomFilesFacts, type DicomFileFacts } from '../test/support/wsi-data.js';
+import { writeReport } from './support/report.js';
 
 const require = createRequire(import.meta.url);
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -744,8 +744,7 @@ async function main(): Promise<void> {
       probes,
     });
     console.log(report);
-    await mkdir(dirname(resultsPath), { recursive: true });
-    await writeFile(resultsPath, report);
+    await writeReport(resultsPath, report);
     console.error(`written to ${resultsPath}`);
   } finally {
     await Promise.all(sources.map((s) => s.close()));

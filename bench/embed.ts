@@ -10,8 +10,8 @@
  * The end-to-end runs use the 2 µm/px grid (E2E_MPP) so that a CPU-bound model needs minutes, not
  * hours; the feeder runs on both grids. Nothing is asserted: it measures and reports.
  */
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -26,6 +26,7 @@ import type { EmbeddingModel, ModelRegistry } from '../src/embed/runtime/index.j
 import { createLocalStore } from '../src/embed/store/index.js';
 import { startOrthanc } from '../test/support/orthanc.js';
 import { makeLargeSlide, readDicomFileFacts } from '../test/support/wsi-data.js';
+import { describeMachine, writeReport } from './support/report.js';
 
 /** Model-only timing: at least this long per model, after a warm-up batch. */
 const MODEL_SECONDS = 20;
@@ -165,15 +166,14 @@ async function main(): Promise<void> {
     const text = [
       '# Embedding benchmark',
       '',
-      `${new Date().toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ` +
+      `${describeMachine()}; ` +
         `large slide ${slide.files.length} files from make-large-slide.sh in Orthanc; models generated with random weights (${written.map((w) => `${w.id} ${(w.paramCount / 1e6).toFixed(1)}M`).join(', ')}).`,
       '',
       table,
       '',
     ].join('\n');
     console.log(`\n${text}`);
-    await mkdir(dirname(resultsPath), { recursive: true });
-    await writeFile(resultsPath, text);
+    await writeReport(resultsPath, text);
   } finally {
     await orthanc.stop();
     await rm(runDir, { recursive: true, force: true });

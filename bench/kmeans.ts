@@ -9,8 +9,6 @@
  * Engine times are the median of several runs after a warm-up run (sessions opened, code compiled);
  * the plain loop runs once after a warm-up on 5,000 rows. Nothing is asserted: it measures and reports.
  */
-import { cpus, loadavg } from 'node:os';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeGaussianBlobs } from '../src/analysis/blobs.fixture.js';
@@ -20,6 +18,7 @@ import { runLloyd } from '../src/analysis/kmeans-lloyd.js';
 import { runPlainKMeans } from '../src/analysis/kmeans-plain.js';
 import { createMatrixKernels } from '../src/analysis/matrix-kernels.js';
 import { computePca } from '../src/analysis/pca.js';
+import { describeMachine, writeReport } from './support/report.js';
 
 const ROWS = 100_000;
 const DIM = 384;
@@ -126,7 +125,7 @@ async function main(): Promise<void> {
     const text = [
       '# k-means benchmark',
       '',
-      `${new Date().toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ` +
+      `${describeMachine()}; ` +
         `${ROWS.toLocaleString('en-US')} x ${DIM} float32 from makeGaussianBlobs (10 blobs in 32 dimensions, uneven sizes and spreads, noise), seed ${SEED}.`,
       '',
       table,
@@ -140,8 +139,7 @@ async function main(): Promise<void> {
       '',
     ].join('\n');
     console.log(`\n${text}`);
-    await mkdir(dirname(resultsPath), { recursive: true });
-    await writeFile(resultsPath, text);
+    await writeReport(resultsPath, text);
   } finally {
     await Promise.all([engine.close(), single.close(), kernels.close()]);
   }

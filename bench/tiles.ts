@@ -8,7 +8,7 @@
  * map that disagrees with the plugin's or the gateway's, a process that does not start).
  */
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startOrthanc, type OrthancServer } from '../test/support/orthanc.js';
@@ -16,7 +16,7 @@ import { makeLargeSlide, readDicomFileFacts } from '../test/support/wsi-data.js'
 import { startCountingProxy } from './support/count-proxy.js';
 import { readGatewayProblems, startGateway, type GatewayProcess } from './support/gateway-process.js';
 import { extractFirstPart, fetchBytes, runPass } from './support/load.js';
-import { formatReport, type TileBenchResults } from './support/report.js';
+import { formatReport, writeReport, type TileBenchResults } from './support/report.js';
 import { computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
 import { runWrk } from './support/wrk.js';
 
@@ -198,8 +198,7 @@ async function main(): Promise<void> {
       check: gateway.check,
     };
     const report = formatReport(results);
-    await mkdir(dirname(resultsPath), { recursive: true });
-    await writeFile(resultsPath, report);
+    await writeReport(resultsPath, report);
     console.log(`\n${report}`);
     step(`report written to ${resultsPath}`);
     succeeded = true;

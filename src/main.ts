@@ -8,10 +8,11 @@ import { createApp, createServices } from './app.js';
 import { ConfigError, describeConfig, loadConfig } from './config/index.js';
 import { ensureDemoSlide } from './import/demo-setup.js';
 
-async function main(): Promise<void> {
+/** Starts the gateway configured from `env` (the process's environment, or that with a command's flags laid over it). */
+async function main(env: Readonly<Record<string, string | undefined>> = process.env): Promise<void> {
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(env);
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);

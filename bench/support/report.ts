@@ -1,7 +1,21 @@
 /** The benchmark's results as a markdown report: figures, ratios against the baselines, and the method. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { dirname } from 'node:path';
 import { percentile, type PassResult } from './load.js';
 import type { ProxyCounts } from './count-proxy.js';
 import type { WrkResult } from './wrk.js';
+
+/** When and where a run measured, for a report's first line: the time, the cores, the load at the end. */
+export function describeMachine(): string {
+  return `${new Date().toISOString()}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average at the end ${loadavg().map((l) => l.toFixed(1)).join(' ')}`;
+}
+
+/** Writes a report to bench/results (creating the folder). */
+export async function writeReport(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, text);
+}
 
 /** Everything one run measured. */
 export interface TileBenchResults {

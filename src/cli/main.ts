@@ -113,9 +113,8 @@ async function runServe(argv: string[]): Promise<number> {
     if (error instanceof ConfigError) return usageError(error.problems.join('\n'), SERVE_USAGE);
     throw error;
   }
-  Object.assign(process.env, flags);
   const { main } = await import('../main.js');
-  await main();
+  await main({ ...process.env, ...flags });
   // The server now owns the process: it exits itself on SIGINT/SIGTERM (0) or a fatal error (1, 2).
   return new Promise<number>(() => undefined);
 }
