@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE, SESSION_PATH } from '../src/routes/security.js';
+import { listApiRoutes } from './support/api-routes.js';
 import { createTestGateway, type TestGateway } from './support/gateway.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -27,31 +28,9 @@ function gateway(env: Record<string, string>): TestGateway {
   return g;
 }
 
-/** Valid-looking values for every path parameter the routes use; an unknown one fails the test. */
-const PARAMS: Record<string, string> = {
-  study: '1.2.3',
-  series: '1.2.3.4',
-  level: '0',
-  col: '0',
-  row: '0.jpg',
-  id: '00000000-0000-4000-8000-000000000000',
-  model: 'stain-texture',
-  run: 'mpp0.5-s224-t0.25',
-  file: 'embeddings.npy',
-};
-
 /** Every concrete /api route of the app, with its parameters filled in, except the sign-in itself. */
 function apiRoutes(app: Hono): { method: string; url: string }[] {
-  return app.routes
-    .filter((r) => r.method !== 'ALL' && r.path.startsWith('/api/') && r.path !== SESSION_PATH)
-    .map((r) => ({
-      method: r.method,
-      url: r.path.replace(/:(\w+)/g, (_, name: string) => {
-        const value = PARAMS[name];
-        if (value === undefined) throw new Error(`security.test.ts: add a value for the path parameter :${name} (${r.path})`);
-        return value;
-      }),
-    }));
+  return listApiRoutes(app).map(({ method, url }) => ({ method, url }));
 }
 
 async function call(g: TestGateway, method: string, url: string, headers: Record<string, string> = {}): Promise<Response> {

@@ -4,6 +4,7 @@
  */
 import type { FramePositions, WsiInstance } from '../wsi/instance.js';
 import type { SeriesSummary } from './types.js';
+import { isDicomUid } from './uid.js';
 
 /** A DICOM JSON dataset: tag (8 hex digits) → element. */
 export type DicomJson = Record<string, DicomJsonElement | undefined>;
@@ -119,11 +120,11 @@ function readFirstItem(ds: DicomJson | undefined, tag: string): DicomJson | unde
   return readItems(ds, tag)[0];
 }
 
-/** Reads a QIDO-RS series result. Returns undefined when the UIDs are missing. */
+/** Reads a QIDO-RS series result. Returns undefined when the UIDs are missing or not UIDs. */
 export function parseSeriesSummary(ds: DicomJson): SeriesSummary | undefined {
   const studyUid = readString(ds, TAG.studyUid);
   const seriesUid = readString(ds, TAG.seriesUid);
-  if (!studyUid || !seriesUid) return undefined;
+  if (!isDicomUid(studyUid) || !isDicomUid(seriesUid)) return undefined;
   return {
     studyUid,
     seriesUid,
@@ -176,13 +177,14 @@ const REQUIRED = [
 /**
  * Reads one instance's metadata. Never throws for missing attributes: it lists them in `missing` so the
  * source can fetch fuller metadata, and the slide model can name them in its error.
- * Returns undefined when the dataset has no study/series/instance UID (not an instance at all).
+ * Returns undefined when the dataset has no study/series/instance UID (not an instance at all), or
+ * one that is not a UID (it would become a path segment of the frame requests).
  */
 export function parseWsiInstance(ds: DicomJson): WsiInstance | undefined {
   const studyUid = readString(ds, TAG.studyUid);
   const seriesUid = readString(ds, TAG.seriesUid);
   const sopInstanceUid = readString(ds, TAG.sopInstanceUid);
-  if (!studyUid || !seriesUid || !sopInstanceUid) return undefined;
+  if (!isDicomUid(studyUid) || !isDicomUid(seriesUid) || !isDicomUid(sopInstanceUid)) return undefined;
 
   const missing: string[] = REQUIRED.filter(([, tag]) => readNumber(ds, tag) === undefined && readString(ds, tag) === undefined).map(
     ([name]) => name,
