@@ -144,6 +144,11 @@ export function createAnalysisService({ store, kmeans, cacheBytes }: AnalysisSer
 
   async function computeClusters(run: LoadedRun, options: ClusterOptions): Promise<ClusterAnalysis> {
     const started = performance.now();
+    // A finished run can hold no patch at all (a grid coarser than the slide, or no tissue at its
+    // minTissue); k-means' own guard for that is a RangeError, which was a 500 (found by the fuzz, issue 7).
+    if (run.rows < options.k) {
+      throw new BadRequestError(`k = ${options.k} clusters need at least ${options.k} patches; the run ${run.key.modelId}/${run.key.runId} has ${run.rows}`, 'BAD_K');
+    }
     if (options.pca > 0 && (options.pca < 2 || options.pca >= run.dim)) {
       throw new BadRequestError(`pca must be 0 (off) or from 2 to ${run.dim - 1} components for this ${run.dim}-d model`, 'BAD_PCA');
     }

@@ -51,16 +51,20 @@ function searchableText(s: SeriesSummary, withPatientData: boolean): string {
   return fields.filter(Boolean).join('\n').toLowerCase();
 }
 
-/** `promise`, or the signal's reason as soon as it aborts (the shared work itself goes on for others). */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+/**
+ * `promise`, or the signal's reason as soon as it aborts (the shared work itself goes on for others).
+ * The listener goes once the promise settles: a slide list adds one per slide to the same request's
+ * signal, and they piled up past Node's leak warning (found by the fuzz, issue 7).
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason);
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-    }),
-  ]);
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
 }
 
 export function createSlideCatalog({ source, maxSlides = 256, slideTtlMs = 600_000, seriesTtlMs = 30_000, searchPatientData = false }: SlideCatalogOptions) {

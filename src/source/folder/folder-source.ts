@@ -6,7 +6,7 @@
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
-import { NotFoundError, UpstreamError } from '../../errors.js';
+import { isGatewayError, NotFoundError, UpstreamError } from '../../errors.js';
 import { computeNativeFrameBytes } from '../../wsi/instance.js';
 import { parseSeriesSummary, parseWsiInstance, readModality, type DicomJson } from '../dicom-json.js';
 import type { Frame, InstanceRef, ListSeriesOptions, SeriesSummary, SlideSource, WsiInstance } from '../types.js';
@@ -130,6 +130,20 @@ export function createFolderSource(options: FolderSourceOptions): SlideSource {
     return found;
   }
 
+  /**
+   * Opens an indexed file. One deleted or replaced since the scan is the folder's news, not a crash: the
+   * listing is dropped so the next request rescans, and the caller gets a 404 (a raw ENOENT was a 500).
+   */
+  async function openIndexed(file: IndexedFile) {
+    try {
+      return await open(file.filePath, 'r');
+    } catch (error) {
+      scannedAt = -Infinity;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError('A file of this series is gone from the folder', 'SERIES_NOT_FOUND');
+      throw new UpstreamError('Cannot open a local DICOM file', { cause: error });
+    }
+  }
+
   async function computeFrameRanges(file: IndexedFile): Promise<FrameRanges[]> {
     const { instance, location } = file;
     if (location.valueLength !== undefined) {
@@ -137,7 +151,7 @@ export function createFolderSource(options: FolderSourceOptions): SlideSource {
       const frameBytes = computeNativeFrameBytes(instance);
       return Array.from({ length: instance.numberOfFrames }, (_, i) => [[location.valueOffset + i * frameBytes, frameBytes]]);
     }
-    const handle = await open(file.filePath, 'r');
+    const handle = await openIndexed(file);
     try {
       const length = file.sizeBytes - location.valueOffset;
       const bytes = Buffer.alloc(length);
@@ -158,11 +172,12 @@ export function createFolderSource(options: FolderSourceOptions): SlideSource {
     const file = await findInstance(ref);
     file.frameRanges ??= computeFrameRanges(file).catch((error: unknown) => {
       file.frameRanges = undefined;
+      if (isGatewayError(error)) throw error;
       throw new UpstreamError('Cannot read the pixel data of a local file', { cause: error });
     });
     const ranges = await file.frameRanges;
     const transferSyntaxUid = file.location.valueLength !== undefined ? EXPLICIT_LE : file.instance.transferSyntaxUid ?? EXPLICIT_LE;
-    const handle = await open(file.filePath, 'r');
+    const handle = await openIndexed(file);
     try {
       const frames: Frame[] = [];
       for (const frameNumber of frameNumbers) {
