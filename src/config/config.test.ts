@@ -82,4 +82,12 @@ describe('loadConfig', () => {
     expect(problemsOf({ ONNX_EXECUTION_PROVIDERS: 'cuda,rocm' })[0]).toMatch(/^ONNX_EXECUTION_PROVIDERS/);
     expect(problemsOf({ EMBED_FRAMES_PER_REQUST: '10' })[0]).toMatch(/^EMBED_FRAMES_PER_REQUST: unknown setting/);
   });
+
+  it('reads the PACS retry and circuit breaker settings, the deadline twice the timeout by default', () => {
+    expect(loadConfig({})).toMatchObject({ upstreamRetries: 2, upstreamDeadlineMs: 60_000, breakerFailures: 10, breakerCooldownMs: 5000 });
+    expect(loadConfig({ DICOMWEB_TIMEOUT_MS: '1000' }).upstreamDeadlineMs).toBe(2000);
+    const config = loadConfig({ DICOMWEB_RETRIES: '0', DICOMWEB_DEADLINE_MS: '4500', DICOMWEB_BREAKER_FAILURES: '0', DICOMWEB_BREAKER_COOLDOWN_MS: '250' });
+    expect(config).toMatchObject({ upstreamRetries: 0, upstreamDeadlineMs: 4500, breakerFailures: 0, breakerCooldownMs: 250 });
+    expect(problemsOf({ DICOMWEB_RETRIES: '11', DICOMWEB_BREAKER_COOLDOWN_MS: 'soon' }).map((p) => p.split(':')[0])).toEqual(['DICOMWEB_RETRIES', 'DICOMWEB_BREAKER_COOLDOWN_MS']);
+  });
 });

@@ -34,6 +34,14 @@ export interface Config {
   upstreamTimeoutMs: number;
   /** Most concurrent connections to the PACS. @default 16 */
   upstreamConnections: number;
+  /** Tries after the first for a failed PACS read (GETs only; never STOW). @default 2 */
+  upstreamRetries: number;
+  /** Most time one PACS read may take, tries and backoff included, in ms. @default 2 * upstreamTimeoutMs */
+  upstreamDeadlineMs: number;
+  /** Consecutive failed PACS requests that open the circuit breaker; 0 = never. @default 10 */
+  breakerFailures: number;
+  /** Time the circuit stays open before one trial request, in ms. @default 5000 */
+  breakerCooldownMs: number;
   /** Folder of DICOM Part 10 files, served when dicomwebUrl is unset. @default './data/slides' */
   dicomDir: string;
   /** Upper bound of the tile cache, in bytes. @default 536870912 (512 MiB) */
@@ -92,6 +100,10 @@ export const KNOWN_KEYS = [
   'DICOMWEB_HEADERS',
   'DICOMWEB_TIMEOUT_MS',
   'DICOMWEB_CONNECTIONS',
+  'DICOMWEB_RETRIES',
+  'DICOMWEB_DEADLINE_MS',
+  'DICOMWEB_BREAKER_FAILURES',
+  'DICOMWEB_BREAKER_COOLDOWN_MS',
   'DICOM_DIR',
   'TILE_CACHE_BYTES',
   'TILE_PREFETCH_FRAMES',
@@ -163,6 +175,11 @@ const schema = z.object({
   DICOMWEB_HEADERS: headers.optional(),
   DICOMWEB_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
   DICOMWEB_CONNECTIONS: int(1, 1024).default(16),
+  DICOMWEB_RETRIES: int(0, 10).default(2),
+  // Default: twice DICOMWEB_TIMEOUT_MS, filled in below (it depends on that key).
+  DICOMWEB_DEADLINE_MS: int(100, 7_200_000).optional(),
+  DICOMWEB_BREAKER_FAILURES: int(0, 10_000).default(10),
+  DICOMWEB_BREAKER_COOLDOWN_MS: int(100, 3_600_000).default(5000),
   DICOM_DIR: z.string().min(1).default('./data/slides'),
   TILE_CACHE_BYTES: bytes.default(512 * 1024 * 1024),
   TILE_PREFETCH_FRAMES: int(1, 1024).default(64),
@@ -282,6 +299,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     upstreamHeaders: Object.freeze({ ...v.DICOMWEB_HEADERS }),
     upstreamTimeoutMs: v.DICOMWEB_TIMEOUT_MS,
     upstreamConnections: v.DICOMWEB_CONNECTIONS,
+    upstreamRetries: v.DICOMWEB_RETRIES,
+    upstreamDeadlineMs: v.DICOMWEB_DEADLINE_MS ?? 2 * v.DICOMWEB_TIMEOUT_MS,
+    breakerFailures: v.DICOMWEB_BREAKER_FAILURES,
+    breakerCooldownMs: v.DICOMWEB_BREAKER_COOLDOWN_MS,
     dicomDir: v.DICOM_DIR,
     tileCacheBytes: v.TILE_CACHE_BYTES,
     prefetchFrames: v.TILE_PREFETCH_FRAMES,

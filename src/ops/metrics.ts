@@ -7,6 +7,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KMeansEngine } from '../analysis/kmeans.js';
 import type { JobQueue, JobReporter, JobState } from '../embed/jobs/job-queue.js';
+import type { CircuitState } from '../source/index.js';
 import type { UpstreamRequestEvent } from '../source/types.js';
 import type { FrameCacheStats } from '../tiles/index.js';
 
@@ -33,6 +34,10 @@ export interface GatewayMetrics {
   observeHttp(method: string, route: string, status: number, seconds: number): void;
   /** One PACS request (the DICOMweb source's observer). */
   observeUpstream(event: UpstreamRequestEvent): void;
+  /** One retry of a failed PACS read. */
+  observeUpstreamRetry(operation: string): void;
+  /** The PACS circuit breaker changed state. */
+  observeCircuit(state: CircuitState): void;
   /** A job's reporter that also counts the patches this process embeds and skips. */
   countPatches(report: JobReporter): JobReporter;
   /** The engine, with each k-means run timed. */
@@ -85,6 +90,9 @@ export function createMetrics(): GatewayMetrics {
   const pacsRequests = new Counter({ name: `${PREFIX}pacs_requests_total`, help: 'PACS requests by operation and outcome (ok, error, aborted by the caller)', labelNames: ['operation', 'outcome'], registers });
   const pacsDuration = new Histogram({ name: `${PREFIX}pacs_request_duration_seconds`, help: 'PACS request latency until the response headers, by operation', labelNames: ['operation'], buckets: PACS_BUCKETS, registers });
   const pacsErrors = new Counter({ name: `${PREFIX}pacs_errors_total`, help: 'Failed PACS requests by operation and kind (timeout, http_4xx, http_5xx, network)', labelNames: ['operation', 'kind'], registers });
+  const pacsRetries = new Counter({ name: `${PREFIX}pacs_retries_total`, help: 'Failed PACS reads tried again, by operation', labelNames: ['operation'], registers });
+  const circuitOpen = new Gauge({ name: `${PREFIX}pacs_circuit_open`, help: 'PACS circuit breaker: 0 closed, 1 open (failing fast), 0.5 half-open (one trial request)', registers });
+  const circuitOpenings = new Counter({ name: `${PREFIX}pacs_circuit_openings_total`, help: 'Times the PACS circuit breaker opened', registers });
 
   const patchesEmbedded = new Counter({ name: `${PREFIX}patches_embedded_total`, help: 'Patches embedded and stored by this process (rate() gives patches/s)', registers });
   const patchesSkipped = new Counter({ name: `${PREFIX}patches_skipped_total`, help: 'Patches skipped by this process (frames the source could not give)', registers });
@@ -124,6 +132,13 @@ export function createMetrics(): GatewayMetrics {
       pacsRequests.inc({ operation: op, outcome });
       pacsDuration.observe({ operation: op }, seconds);
       if (outcome === 'error') pacsErrors.inc({ operation: op, kind: errorKind ?? 'network' });
+    },
+    observeUpstreamRetry(operation) {
+      pacsRetries.inc({ operation: operation.replaceAll(' ', '_') });
+    },
+    observeCircuit(state) {
+      circuitOpen.set(state === 'open' ? 1 : state === 'half-open' ? 0.5 : 0);
+      if (state === 'open') circuitOpenings.inc();
     },
     countPatches(report) {
       // A job's first report is where it starts (the part stored by an earlier attempt, or all of it

@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import { NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../errors.js';
 import type { UpstreamAuth } from '../../config/index.js';
 import type { UpstreamRequestEvent, UpstreamRequestObserver } from '../types.js';
+import { UpstreamStatusError } from './retry.js';
 
 export interface HttpClientOptions {
   baseUrl: string;
@@ -34,6 +35,11 @@ export interface GetOptions {
   signal?: AbortSignal | undefined;
   /** What the request is for, in words, for error messages ("series metadata"). */
   what: string;
+  /**
+   * This request's deadline in ms, headers and body: shorter than DICOMWEB_TIMEOUT_MS for a retry near
+   * the end of its operation's deadline, longer for an upload. @default HttpClientOptions.timeoutMs
+   */
+  timeoutMs?: number | undefined;
 }
 
 function authHeader(auth: UpstreamAuth): string | undefined {
@@ -66,8 +72,6 @@ export interface PostOptions extends GetOptions {
   body: Buffer | Readable;
   /** The body's length in bytes, for a stream: some servers (Orthanc) want it rather than chunked encoding. */
   contentLength?: number | undefined;
-  /** This request's deadline in ms, for an upload that needs longer than DICOMWEB_TIMEOUT_MS. */
-  timeoutMs?: number | undefined;
 }
 
 export interface HttpClient {
@@ -106,9 +110,10 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   async function send(path: string, options: GetOptions | PostOptions, method: 'GET' | 'POST'): Promise<UpstreamResponse> {
     const { accept, signal, what } = options;
     const upload = 'body' in options ? options : undefined;
+    const requestTimeoutMs = options.timeoutMs ?? timeoutMs;
     if (closed) throw new UpstreamError('The PACS client is closed');
     const startedMs = performance.now();
-    const deadline = AbortSignal.timeout(upload?.timeoutMs ?? timeoutMs);
+    const deadline = AbortSignal.timeout(requestTimeoutMs);
     const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
     let response: Dispatcher.ResponseData;
     try {
@@ -122,7 +127,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
           ...(upload ? { 'content-type': upload.contentType } : {}),
           ...(upload?.contentLength === undefined ? {} : { 'content-length': String(upload.contentLength) }),
         },
-        ...(upload ? { body: upload.body, headersTimeout: upload.timeoutMs ?? timeoutMs } : {}),
+        ...(upload ? { body: upload.body, headersTimeout: requestTimeoutMs } : {}),
         signal: combined,
       });
     } catch (error) {
@@ -140,10 +145,10 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     await response.body.dump().catch(() => undefined);
     if (status === 404) throw new NotFoundError(`The PACS has no such ${what}`, 'UPSTREAM_NOT_FOUND');
     if (status === 401 || status === 403) {
-      throw new UpstreamError(`The PACS refused the ${what} request (${status}): check DICOMWEB_AUTH and credentials`, { code: 'UPSTREAM_UNAUTHORIZED' });
+      throw new UpstreamStatusError(`The PACS refused the ${what} request (${status}): check DICOMWEB_AUTH and credentials`, status, { code: 'UPSTREAM_UNAUTHORIZED' });
     }
     if (status === 408 || status === 504) throw new UpstreamTimeoutError(`The PACS timed out on the ${what} request (${status})`);
-    throw new UpstreamError(`The PACS answered ${status} to the ${what} request`);
+    throw new UpstreamStatusError(`The PACS answered ${status} to the ${what} request`, status);
   }
 
   const get = (path: string, options: GetOptions) => send(path, options, 'GET');
@@ -152,8 +157,8 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     baseUrl,
     get,
     post: (path, options) => send(path, options, 'POST'),
-    async getJson(path, { signal, what }) {
-      const response = await get(path, { accept: 'application/dicom+json, application/json', signal, what });
+    async getJson(path, { signal, what, timeoutMs: requestTimeoutMs }) {
+      const response = await get(path, { accept: 'application/dicom+json, application/json', signal, what, timeoutMs: requestTimeoutMs });
       if (response.status === 204) {
         await response.body.dump();
         return [];
