@@ -10,7 +10,7 @@ import type { Config } from './config/index.js';
 import { createAnalysisService, createKMeansEngine, type AnalysisService } from './analysis/index.js';
 import { ClosingError } from './errors.js';
 import { runEmbedSlideJob } from './embed/jobs/embed-slide-job.js';
-import { closeQueueWithCheckpoint, pendingJobsFile, resumePendingJobs } from './embed/jobs/checkpoint.js';
+import { makeJobListDurable, pendingJobsFile } from './embed/jobs/checkpoint.js';
 import { createInProcessQueue, type Job, type JobQueue } from './embed/jobs/job-queue.js';
 import type { RetryPolicy } from './embed/pipeline/retry.js';
 import { createModelRegistry, type ModelRegistry } from './embed/runtime/index.js';
@@ -39,7 +39,7 @@ export interface Services {
   jobs: JobQueue;
   analysis: AnalysisService;
   metrics: GatewayMetrics;
-  /** Jobs submitted again from the last shutdown's checkpoint ([] unless checkpointJobs is on). */
+  /** Jobs submitted again from the durable job list at start ([] unless checkpointJobs is on). */
   resumed: Promise<Job[]>;
   /** True once draining or closing has begun: new requests get 503. */
   readonly closing: boolean;
@@ -55,8 +55,9 @@ export interface ServiceOverrides {
   /** How embedding jobs retry the PACS (tests shorten the waits). */
   embedRetry?: Partial<RetryPolicy>;
   /**
-   * Checkpoint unfinished jobs on close and resume them at start (`<EMBED_DIR>/pending-jobs.json`).
-   * The server turns it on; the CLI leaves it off, so it neither leaves nor takes the server's jobs.
+   * Keep the list of queued and running jobs on disk (`<EMBED_DIR>/pending-jobs.json`) and resume
+   * them at start, after a graceful shutdown or a crash. The server turns it on; the CLI leaves it
+   * off, so it neither leaves nor takes the server's jobs.
    * @default false
    */
   checkpointJobs?: boolean;
@@ -65,20 +66,21 @@ export interface ServiceOverrides {
 export function createServices(config: Readonly<Config>, overrides: ServiceOverrides = {}): Services {
   const logger = overrides.logger ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
-  const source = overrides.source ?? createSource(config, { onUpstreamRequest: metrics.observeUpstream });
+  const source =
+    overrides.source ??
+    createSource(config, { onUpstreamRequest: metrics.observeUpstream, onUpstreamRetry: metrics.observeUpstreamRetry, onCircuitChange: metrics.observeCircuit });
   const catalog = createSlideCatalog({ source, searchPatientData: config.showPatientData });
   const tiles = createTileService({ source, cacheBytes: config.tileCacheBytes, prefetchFrames: config.prefetchFrames, jpegQuality: config.jpegQuality });
   const models = createModelRegistry({ modelsDir: config.modelsDir, executionProviders: config.onnxExecutionProviders, intraOpThreads: config.onnxThreads, logger });
   const store = createLocalStore(config.embedDir);
   const jobDeps = { source, catalog, tiles, models, store, logger, framesPerRequest: config.embedFramesPerRequest, retry: overrides.embedRetry };
-  const jobs = createInProcessQueue((spec, report, signal) => runEmbedSlideJob(spec, jobDeps, metrics.countPatches(report), signal), {
+  const queue = createInProcessQueue((spec, report, signal) => runEmbedSlideJob(spec, jobDeps, metrics.countPatches(report), signal), {
     concurrency: config.embedConcurrentSlides,
     onError: (job, error) => logger.warn({ job: job.id, series: job.spec.seriesUid, model: job.spec.model, reason: (error as Error).message }, 'embedding job failed'),
   });
   const analysis = createAnalysisService({ store, kmeans: metrics.timeKMeans(createKMeansEngine({ threads: config.onnxThreads })), cacheBytes: config.analysisCacheBytes });
+  const { jobs, resumed } = overrides.checkpointJobs ? makeJobListDurable(queue, pendingJobsFile(config.embedDir), logger) : { jobs: queue, resumed: Promise.resolve([]) };
   metrics.watch({ tiles, jobs });
-  const checkpointFile = pendingJobsFile(config.embedDir);
-  const resumed = overrides.checkpointJobs ? resumePendingJobs(checkpointFile, jobs, logger) : Promise.resolve([]);
   let draining = false;
   let closing: Promise<void> | undefined;
   return {
@@ -104,7 +106,7 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
       closing ??= (async () => {
         // Jobs first: they stop at their next batch, with everything committed so far kept for a resume.
         await resumed;
-        await (overrides.checkpointJobs ? closeQueueWithCheckpoint(jobs, checkpointFile, logger) : jobs.close());
+        await jobs.close();
         await analysis.close();
         await models.close();
         tiles.clear();

@@ -65,6 +65,8 @@ export function createEmbeddingRoutes(deps: EmbeddingRoutesDeps): Hono {
     // An mpp finer than the scan, or a slide without spacing, is the caller's to fix: say so now.
     planPatchGrid(slide.levels, { mpp: spec.mpp, patchSizePx: manifest.input.sizePx, stridePx: spec.stridePx, mppOverride: spec.mppOverride });
     const job = deps.jobs.submit(spec);
+    // 202 promises the job survives a crash from here on: answer once it is in the durable list.
+    await deps.jobs.persisted?.();
     c.header('Location', `/api/jobs/${job.id}`);
     return c.json({ ...job, links: { self: `/api/jobs/${job.id}`, events: `/api/jobs/${job.id}/events` } }, 202);
   });

@@ -102,6 +102,11 @@ export interface JobQueue {
   subscribe(id: string, listener: (job: Job) => void): () => void;
   /** Cancels everything and waits for running workers to stop. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Resolves once every submission and end so far is on disk, where the queue keeps a durable list
+   * (see checkpoint.ts); absent where it keeps none.
+   */
+  persisted?(): Promise<void>;
 }
 
 /** Jobs kept after they end, for GET /api/jobs/{id}. */
