@@ -1,11 +1,9 @@
 /** Validation of path and query parameters: every caller mistake becomes a 400 with a clear message. */
 import { BadRequestError } from '../errors.js';
-
-/** A DICOM UID: digits and dots, at most 64 characters (PS3.5 §9.1). */
-const UID = /^[0-9]+(\.[0-9]+)*$/;
+import { isDicomUid } from '../source/uid.js';
 
 export function parseUid(value: string | undefined, name: string): string {
-  if (!value || value.length > 64 || !UID.test(value)) {
+  if (!isDicomUid(value)) {
     throw new BadRequestError(`${name} must be a DICOM UID (digits and dots, at most 64 characters)`, 'INVALID_UID');
   }
   return value;
