@@ -171,7 +171,9 @@ describeWithOrthanc('embedding jobs against Orthanc', ({ dicomwebUrl }) => {
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/dicom-web`;
     const flaky = createTestGateway(
-      { DICOMWEB_URL: proxyUrl, MODELS_DIR: modelsDir, EMBED_DIR: embedDir, EMBED_FRAMES_PER_REQUEST: '4' },
+      // The job's own retries are under test: the circuit breaker (tested in src/source and by the
+      // reliability suite) would otherwise answer for the PACS once 10 requests in a row failed.
+      { DICOMWEB_URL: proxyUrl, MODELS_DIR: modelsDir, EMBED_DIR: embedDir, EMBED_FRAMES_PER_REQUEST: '4', DICOMWEB_BREAKER_FAILURES: '0' },
       { embedRetry: { attempts: 3, baseDelayMs: 20, maxDelayMs: 50 } },
     );
     try {

@@ -104,10 +104,11 @@ describeInBrowser('slide viewer', ({ dicomwebUrl }) => {
     await openSlide(page, gateway.url, cmu1, { x: 1110, y: 1480, zoom: 0.25 });
     const before = await getView(page);
     await page.keyboard.press('+');
-    await expect.poll(async () => (await getView(page)).zoom).toBeGreaterThan(before.zoom * 1.1);
+    // OpenSeadragon animates the zoom (1.2 s): a busy machine needs longer than poll's default second.
+    await expect.poll(async () => (await getView(page)).zoom, { timeout: 10_000 }).toBeGreaterThan(before.zoom * 1.1);
     const zoomed = await getView(page);
     await page.keyboard.press('ArrowRight');
-    await expect.poll(async () => (await getView(page)).x).toBeGreaterThan(zoomed.x + 10);
+    await expect.poll(async () => (await getView(page)).x, { timeout: 10_000 }).toBeGreaterThan(zoomed.x + 10);
   });
 
   it('puts an overlay on level-0 pixels, with opacity and visibility', async () => {

@@ -29,7 +29,7 @@ describe('circuit breaker', () => {
     let called = false;
     const error = await breaker.run(async () => (called = true), () => 'failure').catch((e: unknown) => e);
     expectUnavailable(error);
-    expect((error as Error).message).toMatch(/unavailable.*try it again in 1 s/);
+    expect((error as Error).message).toMatch(/unavailable.*try it again in 1 s \(the last: reset\)/);
     expect(called).toBe(false);
     expect(changes).toEqual(['open']);
     expect(breaker.openings).toBe(1);

@@ -51,6 +51,8 @@ export function createCircuitBreaker({ failureThreshold, cooldownMs, now = () =>
   let openedAt = 0;
   let openings = 0;
   let trialInFlight = false;
+  /** The message of the failure that last counted (our own words, never the PACS's body), for the error. */
+  let lastFailure = '';
 
   function moveTo(next: CircuitState): void {
     state = next;
@@ -73,7 +75,8 @@ export function createCircuitBreaker({ failureThreshold, cooldownMs, now = () =>
     const waitS = Math.max(0, Math.ceil((cooldownMs - (now() - openedAt)) / 1000));
     throw new UpstreamError(
       `The PACS is unavailable: the gateway stopped asking it after ${failureThreshold} failed requests in a row` +
-        (state === 'half-open' ? ' and is trying it again now' : ` and will try it again in ${waitS} s`),
+        (state === 'half-open' ? ' and is trying it again now' : ` and will try it again in ${waitS} s`) +
+        (lastFailure ? ` (the last: ${lastFailure})` : ''),
       { code: UNAVAILABLE_CODE },
     );
   }
@@ -105,7 +108,9 @@ export function createCircuitBreaker({ failureThreshold, cooldownMs, now = () =>
       try {
         result = await request();
       } catch (error) {
-        settle(isTrial, classify(error));
+        const outcome = classify(error);
+        if (outcome === 'failure' && error instanceof Error) lastFailure = error.message.slice(0, 200);
+        settle(isTrial, outcome);
         throw error;
       }
       settle(isTrial, 'success');
