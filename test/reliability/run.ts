@@ -41,7 +41,7 @@ function renderReport(results: ScenarioResult[], scale: Scale, totalSeconds: num
       'Every scenario runs against a real Orthanc (DICOMweb plugin) loaded with ../shared/wsi; `npm test` runs each in reduced form. ' +
       'The figures are this run\'s, not targets; the invariants are what the suite asserts.',
     '',
-    `**Result: ${passed ? 'every invariant held' : 'INVARIANTS BROKEN (see below)'}.** Peak resident memory of a gateway under test: ${peak > 0 ? formatMiB(peak) : 'not measured'}.`,
+    `**Result: ${passed ? 'every invariant held' : 'INVARIANTS BROKEN (see below)'}.** Peak resident memory of a process under test (the gateway; for fuzzing, the process holding the in-process gateway and the fuzzer): ${peak > 0 ? formatMiB(peak) : 'not measured'}.`,
     '',
     '| Scenario | Result | Time | Peak memory |',
     '|---|---|---|---|',
