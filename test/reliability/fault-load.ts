@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { LevelDescriptor, SlideDescriptor, SlideList } from '../../viewer/src/api.js';
-import { createPrng } from './fault-proxy.js';
+import { mulberry32 } from '../../src/embed/generate/graph.js';
 
 /** One request of the load: a tile (checked byte for byte), a slide descriptor, or the slide list. */
 export interface LoadRequest {
@@ -60,7 +60,7 @@ export function shuffle<T>(items: readonly T[], random: () => number): T[] {
  * slide (and so every transfer syntax) is in the sample, with their reference hashes.
  */
 export async function readReference(get: Get, count: number, seed: number): Promise<Reference> {
-  const random = createPrng(seed);
+  const random = mulberry32(seed);
   const signal = () => AbortSignal.timeout(60_000);
   const list = (await (await get('/api/slides?limit=500', signal())).json()) as SlideList;
   const slideIds = list.slides.map((s) => s.id).sort();
@@ -141,13 +141,6 @@ export async function sendChecked(get: Get, request: LoadRequest, reference: Ref
   }
   if (outcome.ms > boundMs && !outcome.problem) outcome.problem = `answered after ${Math.round(outcome.ms)} ms, past the ${boundMs} ms bound`;
   return outcome;
-}
-
-/** The q-quantile (0-1) of `values`, nearest rank; NaN for none. */
-export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
 /** Sum of a Prometheus metric over its label sets, from the exposition text. */

@@ -8,6 +8,7 @@
  */
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { mulberry32 } from '../../src/embed/generate/graph.js';
 
 export const FAULT_KINDS = ['latency', 'status5xx', 'resetBeforeHeaders', 'resetMidBody', 'truncate', 'slowDrip', 'wrongContentType'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -52,18 +53,6 @@ export interface FaultProxyOptions {
   plan?: FaultPlan;
 }
 
-/** mulberry32: a tiny, good-enough seeded PRNG (uniform in [0, 1)). */
-export function createPrng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and the length, which a fault may change. */
 const DROPPED_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'te', 'trailer', 'upgrade', 'host']);
 
@@ -84,7 +73,7 @@ async function readAll(stream: IncomingMessage): Promise<Buffer> {
 
 export async function startFaultProxy({ target, seed = 7, plan: initialPlan = NO_FAULTS }: FaultProxyOptions): Promise<FaultProxy> {
   const targetUrl = new URL(target);
-  const random = createPrng(seed);
+  const random = mulberry32(seed);
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
   let plan = initialPlan;
   const stats: FaultProxyStats = { requests: 0, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>, upstreamErrors: 0 };

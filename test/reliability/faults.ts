@@ -8,13 +8,13 @@
  */
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
-import { createApp, createServices } from '../../src/app.js';
-import { loadConfig } from '../../src/config/index.js';
-import { planRequests, quantile, readReference, runPool, sendChecked, shuffle, sumMetric, type Get, type LoadRequest, type Outcome } from './fault-load.js';
-import { createPrng, FAULT_KINDS, NO_FAULTS, startFaultProxy, type FaultPlan } from './fault-proxy.js';
+import { percentile } from '../../bench/support/load.js';
+import { createTestGateway } from '../support/gateway.js';
+import { planRequests, readReference, runPool, sendChecked, shuffle, sumMetric, type Get, type LoadRequest, type Outcome } from './fault-load.js';
+import { FAULT_KINDS, NO_FAULTS, startFaultProxy, type FaultPlan } from './fault-proxy.js';
 import { startGatewayProcess } from './gateway-process.js';
 import { formatCount, formatMiB, readProcessMemory, type Figure, type Scenario } from './scenario.js';
+import { mulberry32 } from '../../src/embed/generate/graph.js';
 
 const SIZES = {
   ci: { tiles: 200, mixed: 1200, hang: 40, storm: 200, concurrency: 8 },
@@ -48,14 +48,11 @@ export const runFaults: Scenario = async (ctx) => {
   const started = performance.now();
   const size = SIZES[ctx.scale];
   const failures: string[] = [];
-  const random = createPrng(SEED);
+  const random = mulberry32(SEED);
   const proxy = await startFaultProxy({ target: ctx.dicomwebUrl, seed: SEED });
   // The reference: a gateway in this process, straight on Orthanc, with no faults.
-  const refServices = createServices(loadConfig({ DICOMWEB_URL: ctx.dicomwebUrl, LOG_LEVEL: 'silent', GATEWAY_DEMO: 'false', EMBED_DIR: path.join(ctx.workDir, 'ref-embeddings') }), {
-    logger: pino({ level: 'silent' }),
-  });
-  const refApp = createApp(refServices);
-  const refGet: Get = async (p, signal) => refApp.request(p, { signal });
+  const ref = createTestGateway({ DICOMWEB_URL: ctx.dicomwebUrl, GATEWAY_DEMO: 'false', EMBED_DIR: path.join(ctx.workDir, 'ref-embeddings') });
+  const refGet: Get = async (p, signal) => ref.app.request(p, { signal });
   const gateway = await startGatewayProcess({
     logFile: path.join(ctx.workDir, 'gateway.log'),
     env: {
@@ -116,9 +113,9 @@ export const runFaults: Scenario = async (ctx) => {
 
     proxy.setPlan(STORM);
     const storm = await run('reset storm', planRequests(reference, size.storm, random).map((r): LoadRequest => (r.kind === 'tile' ? r : { kind: 'tile', path: tiles[0]! })));
-    const openMs = storm.filter((o) => o.code === 'UPSTREAM_UNAVAILABLE').map((o) => o.ms);
+    const openMs = storm.filter((o) => o.code === 'UPSTREAM_UNAVAILABLE').map((o) => o.ms).sort((a, b) => a - b);
     if (openMs.length === 0) failures.push('the breaker never failed a request fast (no UPSTREAM_UNAVAILABLE) under a storm of resets and 5xx');
-    else if (quantile(openMs, 0.5) > FAIL_FAST_MS) failures.push(`failing fast took ${quantile(openMs, 0.5).toFixed(0)} ms at the median (expected under ${FAIL_FAST_MS} ms)`);
+    else if (percentile(openMs, 50) > FAIL_FAST_MS) failures.push(`failing fast took ${percentile(openMs, 50).toFixed(0)} ms at the median (expected under ${FAIL_FAST_MS} ms)`);
     const openings = sumMetric(await metrics(), 'wsi_gateway_pacs_circuit_openings_total');
     if (openings < 1) failures.push('the circuit breaker never opened');
 
@@ -153,7 +150,7 @@ export const runFaults: Scenario = async (ctx) => {
     if (half > 2 && secondPeak > firstPeak * 1.25 + 48 * 2 ** 20) failures.push(`memory kept growing under faults: ${formatMiB(firstPeak)} peak in the first half of the mixed phase, ${formatMiB(secondPeak)} in the second`);
     const rssEnd = rss.at(-1)?.bytes ?? 0;
 
-    const failed = outcomes.filter((o) => o.status !== 200 && o.phase !== 'warm-up').map((o) => o.ms);
+    const failed = outcomes.filter((o) => o.status !== 200 && o.phase !== 'warm-up').map((o) => o.ms).sort((a, b) => a - b);
     const byStatus = new Map<string, number>();
     for (const o of outcomes) byStatus.set(`${o.status}${o.code ? ` ${o.code}` : ''}`, (byStatus.get(`${o.status}${o.code ? ` ${o.code}` : ''}`) ?? 0) + 1);
     const total = proxy.stats();
@@ -166,8 +163,8 @@ export const runFaults: Scenario = async (ctx) => {
       { label: 'Tiles 200 under mixed faults', value: `${(tilesOk * 100).toFixed(1)} %` },
       { label: 'PACS retries by the gateway', value: formatCount(sumMetric(finalMetrics, 'wsi_gateway_pacs_retries_total')) },
       { label: 'Circuit breaker openings', value: formatCount(sumMetric(finalMetrics, 'wsi_gateway_pacs_circuit_openings_total')) },
-      { label: 'Failed requests, p50 / p99 latency', value: `${ms(quantile(failed, 0.5))} / ${ms(quantile(failed, 0.99))}` },
-      { label: 'Failed fast (breaker open), p50 / p99', value: `${ms(quantile(openMs, 0.5))} / ${ms(quantile(openMs, 0.99))}` },
+      { label: 'Failed requests, p50 / p99 latency', value: `${ms(percentile(failed, 50))} / ${ms(percentile(failed, 99))}` },
+      { label: 'Failed fast (breaker open), p50 / p99', value: `${ms(percentile(openMs, 50))} / ${ms(percentile(openMs, 99))}` },
       { label: 'Slowest answer (bound)', value: `${ms(Math.max(...outcomes.map((o) => o.ms)))} (${BOUND_MS} ms)` },
       { label: 'Gateway RSS start / peak / end', value: `${formatMiB(rssStart)} / ${formatMiB(peakRssBytes)} / ${formatMiB(rssEnd)}` },
     ];
@@ -191,6 +188,6 @@ export const runFaults: Scenario = async (ctx) => {
     clearInterval(sampler);
     await gateway.stop(10_000).catch(() => undefined);
     await proxy.close();
-    await refServices.close();
+    await ref.close();
   }
 };

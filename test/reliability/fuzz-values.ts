@@ -3,6 +3,7 @@
  * the seeded generator that picks them. Pure data and arithmetic: the same seed gives the same inputs,
  * so a failure found in a full run can be replayed from the seed in the report.
  */
+import { mulberry32 } from '../../src/embed/generate/graph.js';
 
 /** A seeded generator (mulberry32: small, fast, and good enough to pick test inputs). */
 export interface Rng {
@@ -15,14 +16,7 @@ export interface Rng {
 }
 
 export function createRng(seed: number): Rng {
-  let state = seed >>> 0;
-  const float = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const float = mulberry32(seed);
   const int = (maxExclusive: number) => Math.floor(float() * maxExclusive);
   return { float, int, pick: (items) => items[int(items.length)]!, chance: (p) => float() < p };
 }

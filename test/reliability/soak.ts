@@ -14,6 +14,7 @@ import { Agent, request } from 'undici';
 import { mulberry32 } from '../../src/embed/generate/graph.js';
 import { percentile } from '../../bench/support/load.js';
 import { sampleSlideId, wsiSamples, type WsiSample } from '../support/wsi-data.js';
+import { sumMetric } from './fault-load.js';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.js';
 import { formatCount, formatMiB, readProcessMemory, type Scenario } from './scenario.js';
 
@@ -60,8 +61,7 @@ async function bytesOnDisk(sample: WsiSample): Promise<number> {
 
 async function readCacheBytes(gateway: GatewayProcess): Promise<{ bytes: number; hitRatio: number }> {
   const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  const gauge = (name: string) => Number(new RegExp(`^wsi_gateway_${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  return { bytes: gauge('tile_cache_bytes'), hitRatio: gauge('tile_cache_hit_ratio') };
+  return { bytes: sumMetric(text, 'wsi_gateway_tile_cache_bytes'), hitRatio: sumMetric(text, 'wsi_gateway_tile_cache_hit_ratio') };
 }
 
 export const runSoak: Scenario = async (context) => {

@@ -9,6 +9,7 @@
  * back together. Every try and wait fits in one overall deadline, so retries never turn one timeout
  * into (retries + 1) timeouts.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../errors.js';
 
 export interface RetryPolicy {
@@ -76,18 +77,10 @@ export interface RetryDeps {
   random(): number;
 }
 
+/** Node's abortable timer, rejecting with the caller's own reason (as every other abort in the source does). */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
+  return delay(ms, undefined, { signal }).catch((error: unknown) => {
+    throw signal?.aborted ? (signal.reason as Error) : error;
   });
 }
 
