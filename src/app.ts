@@ -22,8 +22,10 @@ import { createEmbeddingRoutes, createModelRoutes } from './routes/embeddings.js
 import { createErrorHandler, notFound } from './routes/errors.js';
 import { createJobRoutes } from './routes/jobs.js';
 import { createOpsRoutes } from './routes/ops.js';
-import { createSecurity, type SecurityOptions } from './routes/security.js';
+import { createRequestRecorder, type RequestRecorder } from './routes/request-log.js';
+import { createSecurity, type Security, type SecurityOptions } from './routes/security.js';
 import { createSlideRoutes } from './routes/slides.js';
+import { createTileFastPath, type TileFastPath } from './routes/tile-fast-path.js';
 import { createViewerRoutes } from './routes/viewer.js';
 import { createSource, type SlideSource } from './source/index.js';
 import { createSlideCatalog, createTileService, type SlideCatalog, type TileService } from './tiles/index.js';
@@ -125,30 +127,58 @@ export interface AppOptions {
   security?: SecurityOptions;
 }
 
+/** The routes, and the warm-tile fast path that a socket server tries first (server.ts). */
+export interface GatewayHttp {
+  app: Hono;
+  /** Answers a warm tile from memory and returns true, or returns false having written nothing. */
+  serveWarmTile: TileFastPath;
+}
+
+/** The routes on top of the services. */
 export function createApp(services: Services, options: AppOptions = {}): Hono {
-  const { logger } = services;
+  return createGatewayHttp(services, options).app;
+}
+
+/** The routes and the request listener for a socket, sharing one security layer (one session key). */
+export function createGatewayHttp(services: Services, options: AppOptions = {}): GatewayHttp {
+  const security = createSecurity(services.config, options.security);
+  const recordRequest = createRequestRecorder(services.logger, services.metrics);
+  const app = buildRoutes(services, security, recordRequest, options.viewerDir);
+  const fastPath = createTileFastPath({
+    catalog: services.catalog,
+    tiles: services.tiles,
+    identify: security.identify,
+    // A cross-origin request needs CORS headers: Hono's cors middleware answers it.
+    passCrossOrigin: security.cors !== undefined,
+    isClosing: () => services.closing,
+    recordRequest,
+  });
+  return { app, serveWarmTile: fastPath };
+}
+
+function buildRoutes(services: Services, security: Security, recordRequest: RequestRecorder, viewerDir: string | undefined): Hono {
   const app = new Hono();
-  let nextRequestId = 0;
 
   app.use(async function logRequest(c, next) {
     if (services.closing) throw new ClosingError();
-    const started = performance.now();
+    const startedMs = performance.now();
     await next();
-    // The route pattern, not the path: UIDs in label values would make a series per slide.
-    services.metrics.observeHttp(c.req.method, routePath(c), c.res.status, (performance.now() - started) / 1000);
-    // One line per request, no patient identifiers (paths hold only UIDs). Not even built when off.
-    if (logger.isLevelEnabled('info')) {
-      const id = c.req.header('x-request-id')?.slice(0, 64) ?? `r${++nextRequestId}`;
-      logger.info({ id, user: c.get('user'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 }, 'request');
-    }
+    recordRequest({
+      method: c.req.method,
+      route: routePath(c),
+      path: c.req.path,
+      status: c.res.status,
+      startedMs,
+      requestId: c.req.header('x-request-id'),
+      user: c.get('user'),
+    });
   });
-  app.onError(createErrorHandler(logger));
+  app.onError(createErrorHandler(services.logger));
   app.notFound(notFound);
 
   const checkReadiness = createReadinessProbe({ source: services.source, models: services.models, storeDir: services.config.embedDir });
   app.route('/', createOpsRoutes({ metrics: services.metrics, checkReadiness }));
   // Every /api route, present and future, sits behind these; the viewer's files and probes do not.
-  const security = createSecurity(services.config, options.security);
   if (security.cors) app.use('/api/*', security.cors);
   app.use('/api/*', security.requireAuth, security.bodyLimit);
   if (security.sessionRoutes) app.route('/', security.sessionRoutes);
@@ -157,6 +187,6 @@ export function createApp(services: Services, options: AppOptions = {}): Hono {
   app.route('/api/slides', createAnalysisRoutes(services));
   app.route('/api/jobs', createJobRoutes(services));
   app.route('/api/models', createModelRoutes(services));
-  app.route('/', createViewerRoutes(options.viewerDir));
+  app.route('/', createViewerRoutes(viewerDir));
   return app;
 }

@@ -3,10 +3,10 @@
  * shutdown on SIGINT/SIGTERM (stop accepting, answer 503 meanwhile, release resources in reverse order).
  */
 import { mkdirSync } from 'node:fs';
-import { serve } from '@hono/node-server';
-import { createApp, createServices } from './app.js';
+import { createServices } from './app.js';
 import { ConfigError, describeConfig, loadConfig } from './config/index.js';
 import { ensureDemoSlide } from './import/demo-setup.js';
+import { serveGateway } from './server.js';
 
 /** Starts the gateway configured from `env` (the process's environment, or that with a command's flags laid over it). */
 async function main(env: Readonly<Record<string, string | undefined>> = process.env): Promise<void> {
@@ -39,8 +39,7 @@ async function main(env: Readonly<Record<string, string | undefined>> = process.
     logger.fatal({ reason: (error as Error).message }, 'cannot read the model manifests');
     process.exit(2);
   });
-  const app = createApp(services);
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+  const server = serveGateway(services, { port: config.port, hostname: config.host }, (info) => {
     const address = `http://${info.address === '0.0.0.0' || info.address === '::' ? 'localhost' : info.address}:${info.port}`;
     logger.info({ config: describeConfig(config), address }, `gateway listening: open ${address}/ in a browser`);
   });

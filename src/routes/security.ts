@@ -9,8 +9,9 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { deleteCookie, setCookie } from 'hono/cookie';
 import { cors } from 'hono/cors';
+import { parse as parseCookies } from 'hono/utils/cookie';
 import type { Config } from '../config/index.js';
 import { AuthError, BadRequestError, GatewayError } from '../errors.js';
 
@@ -36,9 +37,20 @@ export interface SecurityOptions {
   now?: () => number;
 }
 
+/** A request header by lower-case name. */
+export type HeaderReader = (name: string) => string | undefined;
+
+/** Who a request comes from (`user` undefined when GATEWAY_AUTH=none), or why it is refused. */
+export type Identity = { user: string | undefined } | { refused: AuthError; challenge?: string };
+
 export interface Security {
   /** Refuses a request without valid credentials (401 AUTH_REQUIRED); a no-op when GATEWAY_AUTH=none. */
   requireAuth: MiddlewareHandler;
+  /**
+   * The check requireAuth makes, from the headers alone: the warm-tile fast path (tile-fast-path.ts)
+   * asks it too, so there is one rule for who may call, whichever way a request is answered.
+   */
+  identify: (header: HeaderReader) => Identity;
   /** CORS for the configured origins, or undefined when none are (then no CORS headers at all). */
   cors: MiddlewareHandler | undefined;
   /** 413 BODY_TOO_LARGE past GATEWAY_BODY_LIMIT_BYTES. */
@@ -90,9 +102,28 @@ function createSessionSigner(now: () => number, ttlMs: number) {
   };
 }
 
-function bearerOf(c: Context): string | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
+function bearerOf(header: HeaderReader): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header('authorization') ?? '');
   return match?.[1];
+}
+
+function cookieOf(header: HeaderReader, name: string): string | undefined {
+  const cookies = header('cookie');
+  return cookies === undefined ? undefined : parseCookies(cookies, name)[name];
+}
+
+/** requireAuth for an `identify`: refuses with its challenge, or records the user for the request log. */
+function createAuthMiddleware(identify: (header: HeaderReader) => Identity, exemptPath?: string): MiddlewareHandler {
+  return async function requireAuth(c, next) {
+    if (c.req.path === exemptPath) return next();
+    const identity = identify((name) => c.req.header(name));
+    if ('refused' in identity) {
+      if (identity.challenge) c.header('WWW-Authenticate', identity.challenge);
+      throw identity.refused;
+    }
+    if (identity.user !== undefined) c.set('user', identity.user);
+    await next();
+  };
 }
 
 /** Behind a proxy that ends TLS the request arrives over http; the cookie is still for an https page. */
@@ -102,12 +133,16 @@ function isHttps(c: Context): boolean {
 
 export function createSecurity(config: Pick<Config, 'gatewayAuth' | 'corsOrigins' | 'bodyLimitBytes'>, { sessionTtlMs = 12 * 3600_000, now = Date.now }: SecurityOptions = {}): Security {
   const auth = config.gatewayAuth;
-  const limit = bodyLimit({
+  const limitBody = bodyLimit({
     maxSize: config.bodyLimitBytes,
     onError: () => {
       throw new GatewayError('BODY_TOO_LARGE', 413, `The body is larger than ${config.bodyLimitBytes} bytes (GATEWAY_BODY_LIMIT_BYTES)`);
     },
   });
+  // Only for methods whose handlers read a body. Hono's bodyLimit reads `c.req.raw.body`, which makes
+  // the Node adapter build a full Request (and an AbortController) for every GET: it halved warm tile
+  // throughput in bench/tiles. A GET's body is never read, so Node discards it unbuffered.
+  const limit: MiddlewareHandler = (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next));
   const corsMiddleware =
     config.corsOrigins.length === 0
       ? undefined
@@ -119,38 +154,38 @@ export function createSecurity(config: Pick<Config, 'gatewayAuth' | 'corsOrigins
         });
 
   if (auth.kind === 'none') {
+    const identify = (): Identity => ({ user: undefined });
     const requireAuth: MiddlewareHandler = async function noAuth(_c, next) {
       await next();
     };
-    return { requireAuth, cors: corsMiddleware, bodyLimit: limit, sessionRoutes: undefined };
+    return { requireAuth, identify, cors: corsMiddleware, bodyLimit: limit, sessionRoutes: undefined };
   }
 
   if (auth.kind === 'trusted-header') {
     const secret = auth.proxySecret === undefined ? undefined : createTokenMatcher([auth.proxySecret]);
-    const requireAuth: MiddlewareHandler = async function requireTrustedUser(c, next) {
-      if (secret && secret(c.req.header(PROXY_SECRET_HEADER) ?? '') !== 0) throw new AuthError('The request did not come through the authenticating proxy');
-      const user = c.req.header(auth.userHeader)?.trim();
-      if (!user || user.length > MAX_USER_LENGTH) throw new AuthError(`Sign in through the proxy in front of the gateway (no ${auth.userHeader} header)`);
-      c.set('user', user);
-      await next();
+    const identify = (header: HeaderReader): Identity => {
+      if (secret && secret(header(PROXY_SECRET_HEADER) ?? '') !== 0) return { refused: new AuthError('The request did not come through the authenticating proxy') };
+      const user = header(auth.userHeader)?.trim();
+      if (!user || user.length > MAX_USER_LENGTH) return { refused: new AuthError(`Sign in through the proxy in front of the gateway (no ${auth.userHeader} header)`) };
+      return { user };
     };
-    return { requireAuth, cors: corsMiddleware, bodyLimit: limit, sessionRoutes: undefined };
+    return { requireAuth: createAuthMiddleware(identify), identify, cors: corsMiddleware, bodyLimit: limit, sessionRoutes: undefined };
   }
 
   const matchToken = createTokenMatcher(auth.tokens);
   const sessions = createSessionSigner(now, sessionTtlMs);
-  const requireAuth: MiddlewareHandler = async function requireToken(c, next) {
-    if (c.req.path === SESSION_PATH) return next();
-    const bearer = bearerOf(c);
+  const identify = (header: HeaderReader): Identity => {
+    const bearer = bearerOf(header);
     // A bearer header that is wrong is refused even with a good cookie: the caller meant the header.
-    const index = bearer !== undefined ? matchToken(bearer) : sessions.verify(getCookie(c, SESSION_COOKIE));
+    const index = bearer !== undefined ? matchToken(bearer) : sessions.verify(cookieOf(header, SESSION_COOKIE));
     if (index < 0 || index >= auth.tokens.length) {
-      c.header('WWW-Authenticate', bearer === undefined ? 'Bearer' : 'Bearer error="invalid_token"');
-      throw new AuthError(bearer === undefined ? undefined : 'The token is not valid');
+      return bearer === undefined
+        ? { refused: new AuthError(), challenge: 'Bearer' }
+        : { refused: new AuthError('The token is not valid'), challenge: 'Bearer error="invalid_token"' };
     }
-    c.set('user', `token:${index + 1}`);
-    await next();
+    return { user: `token:${index + 1}` };
   };
+  const requireAuth = createAuthMiddleware(identify, SESSION_PATH);
 
   const sessionRoutes = new Hono();
   sessionRoutes.post(SESSION_PATH, async (c) => {
@@ -174,5 +209,5 @@ export function createSecurity(config: Pick<Config, 'gatewayAuth' | 'corsOrigins
     deleteCookie(c, SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'Strict', secure: isHttps(c) });
     return c.body(null, 204);
   });
-  return { requireAuth, cors: corsMiddleware, bodyLimit: limit, sessionRoutes };
+  return { requireAuth, identify, cors: corsMiddleware, bodyLimit: limit, sessionRoutes };
 }

@@ -13,7 +13,9 @@ export interface SlideRoutesDeps {
 }
 
 /** Tiles never change for a given SOP Instance UID; `private` keeps them out of shared caches. */
-const IMMUTABLE = 'private, max-age=31536000, immutable';
+export const TILE_CACHE_CONTROL = 'private, max-age=31536000, immutable';
+/** The tile route's pattern as mounted under /api/slides (the HTTP metrics' route label). */
+export const TILE_ROUTE = '/api/slides/:study/:series/tiles/:level/:col/:row';
 const SHORT = 'private, max-age=60';
 
 /** Node Buffers are never backed by a SharedArrayBuffer here; Hono's types want that said. */
@@ -116,6 +118,7 @@ export function createSlideRoutes({ catalog, tiles, showPatientData }: SlideRout
     );
   });
 
+  // TILE_ROUTE. Warm tiles are mostly answered before Hono, by tile-fast-path.ts, with the same headers.
   app.get('/:study/:series/tiles/:level/:col/:row', async (c) => {
     const rowMatch = /^(\d{1,9})\.jpg$/.exec(c.req.param('row'));
     if (!rowMatch) throw new NotFoundError('Tiles are addressed as tiles/{level}/{col}/{row}.jpg', 'NOT_FOUND');
@@ -127,11 +130,11 @@ export function createSlideRoutes({ catalog, tiles, showPatientData }: SlideRout
     if (!level) throw new NotFoundError(`The slide has levels 0 to ${slide.levels.length - 1}`, 'LEVEL_NOT_FOUND');
     const tile = await tiles.getTile(slide, level, col, row);
     // Validated after the lookup so an ETag never vouches for a tile outside the grid.
-    if (c.req.header('if-none-match') === tile.etag) return c.body(null, 304, { etag: tile.etag, 'cache-control': IMMUTABLE });
+    if (c.req.header('if-none-match') === tile.etag) return c.body(null, 304, { etag: tile.etag, 'cache-control': TILE_CACHE_CONTROL });
     return c.body(asBody(tile.data), 200, {
       'content-type': 'image/jpeg',
       etag: tile.etag,
-      'cache-control': IMMUTABLE,
+      'cache-control': TILE_CACHE_CONTROL,
     });
   });
 

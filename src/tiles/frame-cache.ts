@@ -201,9 +201,11 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       return promise;
     },
 
-    /** Whether the frame is in memory (no fetch). */
+    /** The frame if it is in memory now (counted as a hit), or undefined; never fetches. */
     peek(sopInstanceUid: string, frameNumber: number): CachedFrame | undefined {
-      return cache.get(frameKey(sopInstanceUid, frameNumber));
+      const cached = cache.get(frameKey(sopInstanceUid, frameNumber));
+      if (cached) stats.hits++;
+      return cached;
     },
 
     /** Replaces a cached frame with its browser JPEG, so the next request skips the transcode. */

@@ -44,6 +44,8 @@ function frameAddress(slide: Slide, instance: SlideInstance): FrameAddress {
 export function createTileService({ source, cacheBytes, prefetchFrames, jpegQuality }: TileServiceOptions) {
   const frames = createFrameCache({ source, maxBytes: cacheBytes, prefetchFrames });
   const backgrounds = new Map<string, Promise<Buffer>>();
+  /** The glass tiles made so far, for peekTile. */
+  const readyBackgrounds = new Map<string, Buffer>();
   const transcoding = new Map<string, Promise<Buffer>>();
 
   function backgroundTile(widthPx: number, heightPx: number): Promise<Buffer> {
@@ -52,6 +54,7 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     if (!tile) {
       tile = sharp({ create: { width: widthPx, height: heightPx, channels: 3, background: BACKGROUND } }).jpeg({ quality: jpegQuality }).toBuffer();
       backgrounds.set(key, tile);
+      void tile.then((data) => readyBackgrounds.set(key, data));
     }
     return tile;
   }
@@ -62,9 +65,11 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
    */
   function computeEtag(image: TiledImage, slide: Slide, col: number, row: number): string {
     const frame = getTileFrame(image, col, row);
-    return frame
-      ? `"${slide.instances[frame.instanceIndex]!.sopInstanceUid}:${frame.frameNumber}:q${jpegQuality}"`
-      : `"background:${image.tileWidthPx}x${image.tileHeightPx}:q${jpegQuality}"`;
+    return frame ? frameEtag(slide.instances[frame.instanceIndex]!.sopInstanceUid, frame.frameNumber) : `"background:${image.tileWidthPx}x${image.tileHeightPx}:q${jpegQuality}"`;
+  }
+
+  function frameEtag(sopInstanceUid: string, frameNumber: number): string {
+    return `"${sopInstanceUid}:${frameNumber}:q${jpegQuality}"`;
   }
 
   async function readBrowserJpeg(slide: Slide, instance: SlideInstance, frameNumber: number): Promise<Buffer> {
@@ -95,6 +100,24 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     const frame = getTileFrame(image, col, row);
     if (!frame) return { data: await backgroundTile(image.tileWidthPx, image.tileHeightPx), etag };
     return { data: await readBrowserJpeg(slide, slide.instances[frame.instanceIndex]!, frame.frameNumber), etag };
+  }
+
+  /**
+   * The tile when memory can answer now, without waiting: a browser JPEG already cached (passthrough
+   * or transcoded) or a glass tile already made. Undefined (a miss, a frame still to transcode, a tile
+   * outside the grid) means ask getTile. This is the warm path of tile-fast-path.ts.
+   */
+  function peekTile(slide: Slide, image: TiledImage, col: number, row: number): Tile | undefined {
+    if (!isInGrid(image, col, row)) return undefined;
+    const frame = getTileFrame(image, col, row);
+    if (!frame) {
+      const data = readyBackgrounds.get(`${image.tileWidthPx}x${image.tileHeightPx}`);
+      return data && { data, etag: computeEtag(image, slide, col, row) };
+    }
+    const instance = slide.instances[frame.instanceIndex]!;
+    const cached = frames.peek(instance.sopInstanceUid, frame.frameNumber);
+    if (!cached || !(cached.isBrowserJpeg || isBrowserReady(cached.transferSyntaxUid, instance.photometricInterpretation))) return undefined;
+    return { data: cached.data, etag: frameEtag(instance.sopInstanceUid, frame.frameNumber) };
   }
 
   async function decodeTile(slide: Slide, image: TiledImage, col: number, row: number): Promise<RgbImage | undefined> {
@@ -183,6 +206,7 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
 
   return {
     getTile,
+    peekTile,
     computeEtag,
     renderImage,
     renderRgb,

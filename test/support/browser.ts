@@ -5,13 +5,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { describe, test } from 'vitest';
-import { createApp, createServices, type Services } from '../../src/app.js';
+import { createServices, type Services } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
+import { serveGateway } from '../../src/server.js';
 import type { Pixels } from './reference.js';
 import { orthanc, type OrthancUrls } from './skip.js';
 
@@ -47,9 +47,8 @@ export interface GatewayServer {
 /** The real app on a free loopback port, configured from an env record like production. */
 export async function startGatewayServer(env: Record<string, string>): Promise<GatewayServer> {
   const services = createServices(loadConfig({ LOG_LEVEL: 'silent', ...env }), { logger: pino({ level: 'silent' }) });
-  const app = createApp(services);
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s));
+  const server = await new Promise<ReturnType<typeof serveGateway>>((resolve) => {
+    const s = serveGateway(services, { port: 0, hostname: '127.0.0.1' }, () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
   return {
