@@ -29,6 +29,7 @@ import { createTileFastPath, type TileFastPath } from './routes/tile-fast-path.j
 import { createViewerRoutes } from './routes/viewer.js';
 import { createSource, type SlideSource } from './source/index.js';
 import { createSlideCatalog, createTileService, type SlideCatalog, type TileService } from './tiles/index.js';
+import { createFrameDecoder } from './tiles/codecs/index.js';
 
 export interface Services {
   config: Readonly<Config>;
@@ -72,7 +73,9 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
     overrides.source ??
     createSource(config, { onUpstreamRequest: metrics.observeUpstream, onUpstreamRetry: metrics.observeUpstreamRetry, onCircuitChange: metrics.observeCircuit });
   const catalog = createSlideCatalog({ source, searchPatientData: config.showPatientData });
-  const tiles = createTileService({ source, cacheBytes: config.tileCacheBytes, prefetchFrames: config.prefetchFrames, jpegQuality: config.jpegQuality });
+  // Its workers start with the first JPEG 2000 or JPEG-LS frame, not here.
+  const decoder = createFrameDecoder({ threads: config.decodeThreads });
+  const tiles = createTileService({ source, cacheBytes: config.tileCacheBytes, prefetchFrames: config.prefetchFrames, jpegQuality: config.jpegQuality, decoder });
   const models = createModelRegistry({ modelsDir: config.modelsDir, executionProviders: config.onnxExecutionProviders, intraOpThreads: config.onnxThreads, logger });
   const store = createLocalStore(config.embedDir);
   const jobDeps = { source, catalog, tiles, models, store, logger, framesPerRequest: config.embedFramesPerRequest, retry: overrides.embedRetry };
@@ -112,6 +115,7 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
         await analysis.close();
         await models.close();
         tiles.clear();
+        await decoder.close();
         catalog.clear();
         await source.close();
       })();

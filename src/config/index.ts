@@ -3,6 +3,7 @@
  * at once, frozen, and passed to whatever needs it. Nothing else reads process.env.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 export type UpstreamAuth =
@@ -50,6 +51,11 @@ export interface Config {
   prefetchFrames: number;
   /** JPEG quality for tiles the gateway re-encodes (JPEG 2000, JPEG-LS, uncompressed). @default 90 */
   jpegQuality: number;
+  /**
+   * Worker threads decoding JPEG 2000 and JPEG-LS frames off the event loop; 0 = on the event loop.
+   * @default one per core but one, from 1 to 4 (computeDefaultDecodeThreads)
+   */
+  decodeThreads: number;
   /** Show patient names and IDs in the slide list (and let the filter match them). @default false */
   showPatientData: boolean;
   /**
@@ -108,6 +114,7 @@ export const KNOWN_KEYS = [
   'TILE_CACHE_BYTES',
   'TILE_PREFETCH_FRAMES',
   'TILE_JPEG_QUALITY',
+  'GATEWAY_DECODE_THREADS',
   'GATEWAY_SHOW_PATIENT_DATA',
   'GATEWAY_DEMO',
   'GATEWAY_AUTH',
@@ -184,6 +191,8 @@ const schema = z.object({
   TILE_CACHE_BYTES: bytes.default(512 * 1024 * 1024),
   TILE_PREFETCH_FRAMES: int(1, 1024).default(64),
   TILE_JPEG_QUALITY: int(1, 100).default(90),
+  // Default: computeDefaultDecodeThreads(), filled in below (it depends on the machine).
+  GATEWAY_DECODE_THREADS: int(0, 64).optional(),
   GATEWAY_SHOW_PATIENT_DATA: z
     .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
     .transform((v) => v === 'true' || v === '1')
@@ -307,6 +316,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     tileCacheBytes: v.TILE_CACHE_BYTES,
     prefetchFrames: v.TILE_PREFETCH_FRAMES,
     jpegQuality: v.TILE_JPEG_QUALITY,
+    decodeThreads: v.GATEWAY_DECODE_THREADS ?? computeDefaultDecodeThreads(),
     showPatientData: v.GATEWAY_SHOW_PATIENT_DATA,
     demo: v.GATEWAY_DEMO,
     logLevel: v.LOG_LEVEL,
@@ -321,6 +331,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): R
     corsOrigins: Object.freeze([...v.GATEWAY_CORS_ORIGINS]),
     bodyLimitBytes: v.GATEWAY_BODY_LIMIT_BYTES,
   });
+}
+
+/**
+ * One decode thread per core but one, which the event loop and sharp's JPEG work keep busy; at most
+ * 4, since each thread holds its own WASM heaps (OpenJPEG starts at about 50 MB) and a gateway only
+ * decodes JPEG 2000 on tile misses.
+ */
+export function computeDefaultDecodeThreads(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(4, cores - 1));
 }
 
 /** Shorter tokens could be guessed through POST /api/session. */
@@ -359,6 +378,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     source: config.dicomwebUrl ? { dicomweb: config.dicomwebUrl, auth: config.upstreamAuth.kind, extraHeaders: Object.keys(config.upstreamHeaders) } : { folder: config.dicomDir },
     tileCacheBytes: config.tileCacheBytes,
     prefetchFrames: config.prefetchFrames,
+    decodeThreads: config.decodeThreads,
     showPatientData: config.showPatientData,
     modelsDir: config.modelsDir,
     embedDir: config.embedDir,

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createFolderSource, type SlideSource } from '../source/index.js';
 import { computeSlide } from '../wsi/index.js';
 import { readDicomFileFacts, sharedWsiDir, wsiSamples } from '../../test/support/wsi-data.js';
-import { createFrameCache, type FrameAddress } from './frame-cache.js';
+import { createFrameCache, guessStoredFrameBytes, type FrameAddress } from './frame-cache.js';
 
 /** The real folder source, with every readFrames call recorded. */
 function recording(source: SlideSource) {
@@ -32,6 +32,21 @@ async function level0Address(): Promise<FrameAddress> {
   return { studyUid: slide.studyUid, seriesUid: slide.seriesUid, sopInstanceUid: instance.sopInstanceUid, transferSyntaxUid: instance.transferSyntaxUid, numberOfFrames: instance.numberOfFrames, frameBytes: 256 * 256 * 3 };
 }
 
+/** The first `count` instances of the pyramid (levels 0, 1, 2 of the JPEG sample). */
+async function instanceAddresses(count: number): Promise<FrameAddress[]> {
+  const facts = await readDicomFileFacts(wsiSamples.cmu1T256Q90.paths[0]!);
+  const slide = computeSlide(facts.studyInstanceUid, facts.seriesInstanceUid, await folder.readSeries(facts.studyInstanceUid, facts.seriesInstanceUid));
+  return slide.levels.slice(0, count).map((level) => {
+    const instance = slide.instances[level.tileInstance[0]!]!;
+    return { studyUid: slide.studyUid, seriesUid: slide.seriesUid, sopInstanceUid: instance.sopInstanceUid, transferSyntaxUid: instance.transferSyntaxUid, numberOfFrames: instance.numberOfFrames, frameBytes: 256 * 256 * 3 };
+  });
+}
+
+/** Lets background reads (whole-instance, read-ahead) of the folder source finish. */
+async function settled(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 describe('frame cache', () => {
   it('makes one source request for concurrent requests of one frame', async () => {
     const { source, calls } = recording(folder);
@@ -43,8 +58,9 @@ describe('frame cache', () => {
   });
 
   it('batches misses of one tick with their neighbours into one request, then serves neighbours from memory', async () => {
-    const { source, calls } = recording(folder);
-    const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 8 });
+    const { source, calls, wholeCalls } = recording(folder);
+    // Too small a cache for whole-instance reads: batches only.
+    const cache = createFrameCache({ source, maxBytes: 1024 ** 2, prefetchFrames: 8 });
     const address = await level0Address();
     await Promise.all([cache.get(address, 10), cache.get(address, 12), cache.get(address, 40)]);
     expect(calls).toHaveLength(1);
@@ -52,15 +68,33 @@ describe('frame cache', () => {
     expect(calls[0]!.length).toBe(8);
     await cache.get(address, 11);
     expect(calls).toHaveLength(1);
+    expect(wholeCalls).toEqual([]);
     expect(cache.stats()).toMatchObject({ requests: 1, framesFetched: 8 });
   });
 
-  it('reads the whole instance in one request once a second batch of misses shows it is being browsed', async () => {
+  it('reads a small enough instance whole alongside its first batch, and serves the rest from memory', async () => {
     const { source, calls, wholeCalls } = recording(folder);
     const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 4 });
     const address = await level0Address();
     await cache.get(address, 1);
+    expect(calls).toEqual([[1, 2, 3, 4]]);
+    expect(wholeCalls).toEqual([address.sopInstanceUid]);
+    const all = await Promise.all(Array.from({ length: address.numberOfFrames }, (_, i) => cache.get(address, i + 1)));
     expect(calls).toHaveLength(1);
+    expect(wholeCalls).toHaveLength(1);
+    const direct = await folder.readFrames(address, [1, 5, address.numberOfFrames]);
+    expect([all[0]!.data, all[4]!.data, all[address.numberOfFrames - 1]!.data]).toEqual(direct.map((f) => f.data));
+  });
+
+  it('reads the whole instance in one request once a second batch of misses shows it is being browsed', async () => {
+    const { source, calls, wholeCalls } = recording(folder);
+    // A JPEG instance's size is guessed at 1/8 of native (2.6 MB here), over this cache's quarter;
+    // the first batch shows its frames are smaller (1.3 MB in all), so the second reads it whole.
+    const cache = createFrameCache({ source, maxBytes: 8 * 1024 ** 2, prefetchFrames: 4 });
+    const address = await level0Address();
+    await cache.get(address, 1);
+    expect(calls).toHaveLength(1);
+    expect(wholeCalls).toEqual([]);
     await cache.get(address, 50);
     expect(wholeCalls).toEqual([address.sopInstanceUid]);
     const before = cache.stats().requests;
@@ -69,6 +103,38 @@ describe('frame cache', () => {
     // The same bytes as frame-by-frame reads.
     const direct = await folder.readFrames(address, [1, 50, address.numberOfFrames]);
     expect([all[0]!.data, all[49]!.data, all[address.numberOfFrames - 1]!.data]).toEqual(direct.map((f) => f.data));
+  });
+
+  it("reads a level's next instance ahead at the first access after an instance was read whole, and no further", async () => {
+    const { source, wholeCalls } = recording(folder);
+    const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 4 });
+    const [first, second, third] = (await instanceAddresses(3)) as [FrameAddress, FrameAddress, FrameAddress];
+    first.next = second;
+    second.next = third;
+    await cache.get(first, 1);
+    await settled();
+    expect(wholeCalls).toEqual([first.sopInstanceUid]);
+    // The next access to the first instance (a hit, or a peek as the warm-tile path does) reads the second.
+    expect(cache.peek(first, 2)).toBeDefined();
+    await settled();
+    expect(wholeCalls).toEqual([first.sopInstanceUid, second.sopInstanceUid]);
+    expect(cache.stats().readAheadRequests).toBe(1);
+    const requests = cache.stats().requests;
+    await Promise.all(Array.from({ length: second.numberOfFrames }, (_, i) => cache.get(second, i + 1)));
+    expect(cache.stats().requests).toBe(requests + 1); // the third, read ahead at that first access
+    expect(wholeCalls).toEqual([first.sopInstanceUid, second.sopInstanceUid, third.sopInstanceUid]);
+    cache.peek(first, 3);
+    await settled();
+    expect(wholeCalls).toHaveLength(3);
+  });
+
+  it('guesses a stored frame at native size, half for lossless and an eighth for lossy compression', () => {
+    expect(guessStoredFrameBytes({ transferSyntaxUid: '1.2.840.10008.1.2.1', frameBytes: 800 })).toBe(800);
+    expect(guessStoredFrameBytes({ transferSyntaxUid: undefined, frameBytes: 800 })).toBe(800);
+    expect(guessStoredFrameBytes({ transferSyntaxUid: '1.2.840.10008.1.2.4.90', frameBytes: 800 })).toBe(400);
+    expect(guessStoredFrameBytes({ transferSyntaxUid: '1.2.840.10008.1.2.5', frameBytes: 800 })).toBe(400);
+    expect(guessStoredFrameBytes({ transferSyntaxUid: '1.2.840.10008.1.2.4.50', frameBytes: 800 })).toBe(100);
+    expect(guessStoredFrameBytes({ transferSyntaxUid: '1.2.840.10008.1.2.4.203', frameBytes: 800 })).toBe(100);
   });
 
   it('never holds more bytes than its bound', async () => {

@@ -4,7 +4,9 @@
  * frame already on its way is awaited rather than asked for again. When misses keep coming for one
  * instance (someone is browsing it), the rest of it is read in one whole-instance request: a PACS like
  * Orthanc parses the whole file for every request, so one request instead of dozens is what makes a
- * cold slide fast (bench/tiles).
+ * cold slide fast (bench/tiles). A level split over several instances (a concatenation) is read ahead
+ * like a file read sequentially: once an instance has been read whole, the first access to it starts
+ * reading the level's next instance, so a viewer panning on finds it in memory.
  */
 import { LRUCache } from 'lru-cache';
 import type { Frame, SlideSource } from '../source/types.js';
@@ -26,6 +28,8 @@ export interface FrameAddress {
   numberOfFrames: number;
   /** Bytes of one native frame (for whole-instance reads of uncompressed pixel data). */
   frameBytes: number;
+  /** The same level's next instance in tile order, read ahead once this one has been read whole. */
+  next?: FrameAddress | undefined;
 }
 
 export interface FrameCacheOptions {
@@ -47,6 +51,8 @@ export interface FrameCacheStats {
   /** Source requests: multi-frame and whole-instance. */
   requests: number;
   wholeInstanceRequests: number;
+  /** Whole-instance reads started ahead of any miss (a level's next instance). */
+  readAheadRequests: number;
   framesFetched: number;
   bytes: number;
   entries: number;
@@ -58,6 +64,26 @@ interface Pending {
 }
 
 const ENTRY_OVERHEAD_BYTES = 96;
+/** Instances read whole whose successor has not been touched yet; oldest dropped past this. */
+const MAX_ARMED_READ_AHEADS = 1000;
+
+/** Transfer syntaxes that lose information: their frames are a small fraction of native size. */
+const LOSSY_SYNTAXES = new Set([
+  '1.2.840.10008.1.2.4.50', // JPEG baseline
+  '1.2.840.10008.1.2.4.51', // JPEG extended
+  '1.2.840.10008.1.2.4.81', // JPEG-LS near-lossless
+  '1.2.840.10008.1.2.4.91', // JPEG 2000
+  '1.2.840.10008.1.2.4.203', // HTJ2K
+]);
+
+/**
+ * A stored frame's size before any has been seen: native; half of it for lossless compression; an
+ * eighth for lossy (scanners' JPEG at quality 80-95 stores a tissue tile in 1/10-1/20 of native).
+ */
+export function guessStoredFrameBytes({ transferSyntaxUid, frameBytes }: Pick<FrameAddress, 'transferSyntaxUid' | 'frameBytes'>): number {
+  if (transferSyntaxUid === undefined || !/^1\.2\.840\.10008\.1\.2\.(4|5)(\.|$)/.test(transferSyntaxUid)) return frameBytes;
+  return LOSSY_SYNTAXES.has(transferSyntaxUid) ? frameBytes / 8 : frameBytes / 2;
+}
 
 export function frameKey(sopInstanceUid: string, frameNumber: number): string {
   return `${sopInstanceUid}/${frameNumber}`;
@@ -70,9 +96,11 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   });
   const inFlight = new Map<string, Promise<CachedFrame>>();
   const pending = new Map<string, Pending>();
-  const stats = { hits: 0, misses: 0, requests: 0, framesFetched: 0, wholeInstanceRequests: 0 };
+  const stats = { hits: 0, misses: 0, requests: 0, framesFetched: 0, wholeInstanceRequests: 0, readAheadRequests: 0 };
   /** Per instance: miss batches so far and the mean size of its frames seen, to decide on whole reads. */
-  const instanceHistory = new LRUCache<string, { batches: number; meanFrameBytes: number }>({ max: 10_000 });
+  const instanceHistory = new LRUCache<string, { batches: number; meanFrameBytes: number; readWhole?: boolean }>({ max: 10_000 });
+  /** Instances read whole whose `next` is to be read ahead at their next access → their mean frame bytes. */
+  const armedReadAheads = new Map<string, number>();
   let flushScheduled = false;
 
   /** Neighbours of the wanted frames in frame order (row neighbours in TILED_FULL and most sparse files). */
@@ -94,13 +122,20 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     return [...chosen].sort((a, b) => a - b);
   }
 
-  /** Whether to read the whole instance: it is being browsed, and it fits comfortably in the cache. */
-  function shouldReadWhole(address: FrameAddress): boolean {
+  /**
+   * How to answer a miss batch: `whole` reads the whole instance instead (it is being browsed: this is
+   * its `wholeInstanceAfterBatches`th batch or later); `wholeAlongside` reads it whole in parallel with
+   * the first batch, which comes back first with the frames wanted now (a quick first paint on any
+   * PACS) while the whole read saves every later miss in the instance. Either only when the instance
+   * fits in a quarter of the cache, its size guessed until frames of it have been seen.
+   */
+  function planBatch(address: FrameAddress): { whole: boolean; wholeAlongside: boolean } {
     const history = instanceHistory.get(address.sopInstanceUid) ?? { batches: 0, meanFrameBytes: 0 };
     instanceHistory.set(address.sopInstanceUid, { ...history, batches: history.batches + 1 });
-    if (history.batches + 1 < wholeInstanceAfterBatches || address.numberOfFrames <= prefetchFrames) return false;
-    const estimateBytes = (history.meanFrameBytes || address.frameBytes) * address.numberOfFrames;
-    return estimateBytes <= maxBytes / 4;
+    const frameBytes = history.meanFrameBytes || guessStoredFrameBytes(address);
+    if (address.numberOfFrames <= prefetchFrames || frameBytes * address.numberOfFrames > maxBytes / 4) return { whole: false, wholeAlongside: false };
+    const whole = history.batches + 1 >= wholeInstanceAfterBatches;
+    return { whole, wholeAlongside: !whole && history.batches === 0 };
   }
 
   async function readFrames(address: FrameAddress, frameNumbers: number[], whole: boolean): Promise<Frame[]> {
@@ -111,8 +146,27 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     return frames.filter((f) => !cache.has(frameKey(address.sopInstanceUid, f.frameNumber)));
   }
 
-  async function fetchBatch({ address, wanted }: Pending): Promise<void> {
-    const whole = shouldReadWhole(address);
+  /**
+   * Reads `next` whole in the background, unless it has been read whole already or would take more
+   * than a quarter of the cache (its size estimated from the instance before it, the same level).
+   */
+  function readAhead(next: FrameAddress, meanFrameBytes: number): void {
+    if (instanceHistory.get(next.sopInstanceUid)?.readWhole || meanFrameBytes * next.numberOfFrames > maxBytes / 4) return;
+    stats.readAheadRequests++;
+    void fetchBatch({ address: next, wanted: new Map() }, true);
+  }
+
+  /** An access to an instance read whole: the moment to read its successor ahead (once). */
+  function noteAccess(address: FrameAddress): void {
+    const meanFrameBytes = armedReadAheads.get(address.sopInstanceUid);
+    if (meanFrameBytes === undefined) return;
+    armedReadAheads.delete(address.sopInstanceUid);
+    readAhead(address.next!, meanFrameBytes);
+  }
+
+  async function fetchBatch({ address, wanted }: Pending, forceWhole = false): Promise<void> {
+    const plan = forceWhole ? { whole: true, wholeAlongside: false } : planBatch(address);
+    const { whole } = plan;
     const frameNumbers = whole
       ? Array.from({ length: address.numberOfFrames }, (_, i) => i + 1).filter(
           (n) => wanted.has(n) || !(cache.has(frameKey(address.sopInstanceUid, n)) || inFlight.has(frameKey(address.sopInstanceUid, n))),
@@ -133,6 +187,8 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       settle.set(n, { resolve: (f) => waiters.forEach((w) => w.resolve(f)), reject: (e) => waiters.forEach((w) => w.reject(e)) });
     }
     stats.requests++;
+    // After the batch's frames are registered in flight, so the whole read leaves them out.
+    if (plan.wholeAlongside) void fetchBatch({ address, wanted: new Map() }, true);
     let frames: Frame[] = [];
     let failure: unknown;
     try {
@@ -142,9 +198,13 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     }
     stats.framesFetched += frames.length;
     if (frames.length > 0) {
-      const history = instanceHistory.get(address.sopInstanceUid);
+      const history = instanceHistory.get(address.sopInstanceUid) ?? { batches: 0, meanFrameBytes: 0 };
       const meanFrameBytes = frames.reduce((sum, f) => sum + f.data.length, 0) / frames.length;
-      if (history) instanceHistory.set(address.sopInstanceUid, { ...history, meanFrameBytes });
+      instanceHistory.set(address.sopInstanceUid, { ...history, meanFrameBytes, readWhole: history.readWhole || (whole && failure === undefined) });
+      if (whole && failure === undefined && address.next) {
+        if (armedReadAheads.size >= MAX_ARMED_READ_AHEADS) armedReadAheads.delete(armedReadAheads.keys().next().value!);
+        armedReadAheads.set(address.sopInstanceUid, meanFrameBytes);
+      }
     }
     for (const frame of frames) {
       if (!settle.has(frame.frameNumber)) continue; // in memory already, or asked for by nobody
@@ -170,6 +230,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   return {
     /** The frame, from memory or fetched (batched with other misses of this tick and neighbours). */
     get(address: FrameAddress, frameNumber: number): Promise<CachedFrame> {
+      if (address.next && armedReadAheads.size > 0) noteAccess(address);
       const key = frameKey(address.sopInstanceUid, frameNumber);
       const cached = cache.get(key);
       if (cached) {
@@ -201,9 +262,10 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       return promise;
     },
 
-    /** The frame if it is in memory now (counted as a hit), or undefined; never fetches. */
-    peek(sopInstanceUid: string, frameNumber: number): CachedFrame | undefined {
-      const cached = cache.get(frameKey(sopInstanceUid, frameNumber));
+    /** The frame if it is in memory now (counted as a hit), or undefined; fetches nothing but a read-ahead. */
+    peek(address: FrameAddress, frameNumber: number): CachedFrame | undefined {
+      if (address.next && armedReadAheads.size > 0) noteAccess(address);
+      const cached = cache.get(frameKey(address.sopInstanceUid, frameNumber));
       if (cached) stats.hits++;
       return cached;
     },

@@ -6,8 +6,8 @@
 import sharp from 'sharp';
 import { BadRequestError, NotFoundError } from '../errors.js';
 import type { SlideSource } from '../source/types.js';
-import { computeNativeFrameBytes, getTileFrame, isInGrid, type Level, type Slide, type SlideInstance, type TiledImage } from '../wsi/index.js';
-import { computeFramePixelFormat, decodeFrame, encodeJpeg, isBrowserReady, transcodeFrameToJpeg, type RgbImage } from './codecs/index.js';
+import { computeNativeFrameBytes, getTileFrame, isInGrid, type Level, type Slide, type TiledImage } from '../wsi/index.js';
+import { computeFramePixelFormat, encodeJpeg, isBrowserReady, type FrameDecoder, type RgbImage } from './codecs/index.js';
 import { createFrameCache, type FrameAddress } from './frame-cache.js';
 
 export interface TileServiceOptions {
@@ -16,6 +16,8 @@ export interface TileServiceOptions {
   prefetchFrames: number;
   /** Quality of re-encoded JPEGs, 1-100. */
   jpegQuality: number;
+  /** Decodes frames that are not browser JPEGs (its pool is shared with the embedding pipeline). */
+  decoder: FrameDecoder;
 }
 
 export interface Tile {
@@ -30,23 +32,45 @@ const BACKGROUND = { r: 255, g: 255, b: 255 } as const;
 const MAX_RENDER_FRAMES = 256;
 
 
-function frameAddress(slide: Slide, instance: SlideInstance): FrameAddress {
-  return {
+/**
+ * The frame cache's address of each instance of a slide (by instance index), with `next` linking the
+ * instances of a level split over several in the order its tiles reach them (row-major), so the cache
+ * can read ahead. Built once per slide.
+ */
+function computeFrameAddresses(slide: Slide): FrameAddress[] {
+  const addresses: FrameAddress[] = slide.instances.map((instance) => ({
     studyUid: slide.studyUid,
     seriesUid: slide.seriesUid,
     sopInstanceUid: instance.sopInstanceUid,
     transferSyntaxUid: instance.transferSyntaxUid,
     numberOfFrames: instance.numberOfFrames,
     frameBytes: computeNativeFrameBytes(instance),
-  };
+  }));
+  for (const level of slide.levels) {
+    const seen = new Set<number>();
+    for (const instanceIndex of level.tileInstance) if (instanceIndex >= 0) seen.add(instanceIndex);
+    const order = [...seen]; // a Set keeps the order of first appearance
+    for (let i = 0; i + 1 < order.length; i++) addresses[order[i]!]!.next = addresses[order[i + 1]!];
+  }
+  return addresses;
 }
 
-export function createTileService({ source, cacheBytes, prefetchFrames, jpegQuality }: TileServiceOptions) {
+export function createTileService({ source, cacheBytes, prefetchFrames, jpegQuality, decoder }: TileServiceOptions) {
   const frames = createFrameCache({ source, maxBytes: cacheBytes, prefetchFrames });
   const backgrounds = new Map<string, Promise<Buffer>>();
   /** The glass tiles made so far, for peekTile. */
   const readyBackgrounds = new Map<string, Buffer>();
   const transcoding = new Map<string, Promise<Buffer>>();
+  const addressesBySlide = new WeakMap<Slide, FrameAddress[]>();
+
+  function frameAddress(slide: Slide, instanceIndex: number): FrameAddress {
+    let addresses = addressesBySlide.get(slide);
+    if (!addresses) {
+      addresses = computeFrameAddresses(slide);
+      addressesBySlide.set(slide, addresses);
+    }
+    return addresses[instanceIndex]!;
+  }
 
   function backgroundTile(widthPx: number, heightPx: number): Promise<Buffer> {
     const key = `${widthPx}x${heightPx}`;
@@ -72,15 +96,16 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     return `"${sopInstanceUid}:${frameNumber}:q${jpegQuality}"`;
   }
 
-  async function readBrowserJpeg(slide: Slide, instance: SlideInstance, frameNumber: number): Promise<Buffer> {
-    const frame = await frames.get(frameAddress(slide, instance), frameNumber);
+  async function readBrowserJpeg(slide: Slide, instanceIndex: number, frameNumber: number): Promise<Buffer> {
+    const instance = slide.instances[instanceIndex]!;
+    const frame = await frames.get(frameAddress(slide, instanceIndex), frameNumber);
     if (frame.isBrowserJpeg || isBrowserReady(frame.transferSyntaxUid, instance.photometricInterpretation)) {
       return frame.data;
     }
     const key = `${instance.sopInstanceUid}/${frameNumber}`;
     let job = transcoding.get(key);
     if (!job) {
-      job = transcodeFrameToJpeg(frame.data, frame.transferSyntaxUid, computeFramePixelFormat(instance), { quality: jpegQuality })
+      job = decoder.transcodeFrameToJpeg(frame.data, frame.transferSyntaxUid, computeFramePixelFormat(instance), { quality: jpegQuality })
         .then((jpeg) => {
           frames.store(instance.sopInstanceUid, frameNumber, { data: jpeg, transferSyntaxUid: '1.2.840.10008.1.2.4.50', isBrowserJpeg: true });
           return jpeg;
@@ -99,7 +124,7 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     const etag = computeEtag(image, slide, col, row);
     const frame = getTileFrame(image, col, row);
     if (!frame) return { data: await backgroundTile(image.tileWidthPx, image.tileHeightPx), etag };
-    return { data: await readBrowserJpeg(slide, slide.instances[frame.instanceIndex]!, frame.frameNumber), etag };
+    return { data: await readBrowserJpeg(slide, frame.instanceIndex, frame.frameNumber), etag };
   }
 
   /**
@@ -115,7 +140,7 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
       return data && { data, etag: computeEtag(image, slide, col, row) };
     }
     const instance = slide.instances[frame.instanceIndex]!;
-    const cached = frames.peek(instance.sopInstanceUid, frame.frameNumber);
+    const cached = frames.peek(frameAddress(slide, frame.instanceIndex), frame.frameNumber);
     if (!cached || !(cached.isBrowserJpeg || isBrowserReady(cached.transferSyntaxUid, instance.photometricInterpretation))) return undefined;
     return { data: cached.data, etag: frameEtag(instance.sopInstanceUid, frame.frameNumber) };
   }
@@ -124,8 +149,8 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
     const frame = getTileFrame(image, col, row);
     if (!frame) return undefined;
     const instance = slide.instances[frame.instanceIndex]!;
-    const cached = await frames.get(frameAddress(slide, instance), frame.frameNumber);
-    return decodeFrame(cached.data, cached.isBrowserJpeg ? '1.2.840.10008.1.2.4.50' : cached.transferSyntaxUid, {
+    const cached = await frames.get(frameAddress(slide, frame.instanceIndex), frame.frameNumber);
+    return decoder.decodeFrame(cached.data, cached.isBrowserJpeg ? '1.2.840.10008.1.2.4.50' : cached.transferSyntaxUid, {
       ...computeFramePixelFormat(instance),
       // A cached browser JPEG is plain YCbCr JPEG whatever the instance's own photometric says.
       ...(cached.isBrowserJpeg ? { photometricInterpretation: 'YBR_FULL_422', samplesPerPixel: 3, bitsAllocated: 8, bitsStored: 8 } : {}),
@@ -205,6 +230,8 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
   }
 
   return {
+    /** The service's frame decoder, for other decodes of the same frames (the embedding pipeline). */
+    decoder,
     getTile,
     peekTile,
     computeEtag,

@@ -133,6 +133,8 @@ export async function runEmbedSlideJob(spec: EmbedJobSpec, deps: EmbedSlideDeps,
         },
       },
       signal,
+      // The gateway's decoder: JPEG 2000 and JPEG-LS frames decode in its worker pool, off the event loop.
+      decoder: deps.tiles.decoder,
       async commit(batch) {
         await writer.commitBatch(batch);
         embedded += batch.embeddings.length / manifest.output.dim;

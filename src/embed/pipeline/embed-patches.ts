@@ -9,6 +9,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { SlideSource } from '../../source/types.js';
+import type { FrameDecoder } from '../../tiles/codecs/index.js';
 import type { Level, Slide } from '../../wsi/index.js';
 import type { EmbeddingModel } from '../runtime/types.js';
 import { createFrameFeed, type FeedTile } from './frame-feed.js';
@@ -42,6 +43,8 @@ export interface EmbedPatchesOptions {
   framesPerRequest: number;
   retry: RetryPolicy;
   signal?: AbortSignal;
+  /** Decodes the frames (passed to the frame feed). @default decoding on the calling thread */
+  decoder?: Pick<FrameDecoder, 'decodeFrame'>;
   /** Stores a batch; the next batch is committed only after this settles. */
   commit(batch: PatchBatchResult): Promise<void>;
 }

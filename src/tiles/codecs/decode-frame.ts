@@ -5,7 +5,9 @@ import { readNativeSamples } from './native.js';
 import { checkPixelFormat, computeColourModel } from './pixel-format.js';
 import { TransferSyntax, getCodecKind, isJpegBaselineSyntax } from './transfer-syntax.js';
 import type { FramePixelFormat, RgbImage } from './types.js';
+import { createDecodePool } from './decode-pool.js';
 import { decodeJ2kSamples, decodeJpegLsSamples } from './wasm-decode.js';
+import { runWasmDecode, type WasmDecodeRunner } from './wasm-run.js';
 
 /** Options for producing a browser JPEG. */
 export interface JpegOptions {
@@ -23,12 +25,15 @@ export interface JpegOptions {
  *
  * @param data the bytes of one frame: a native frame (already inflated for deflated syntaxes) or one
  *   encapsulated frame's codestream.
+ * @param runWasm where JPEG 2000 and JPEG-LS codestreams are decoded: by default on this thread; the
+ *   gateway passes its decode pool's (see {@link createFrameDecoder}).
  * @throws CodecError when the syntax or pixel format is unsupported or the frame is corrupt.
  */
 export async function decodeFrame(
   data: Uint8Array,
   transferSyntaxUid: string,
   format: FramePixelFormat,
+  runWasm: WasmDecodeRunner = runWasmDecode,
 ): Promise<RgbImage> {
   const kind = getCodecKind(transferSyntaxUid);
   if (kind === undefined) {
@@ -49,11 +54,11 @@ export async function decodeFrame(
     case 'jpeg':
       return decodeJpegToRgb(data, format);
     case 'jpeg-ls': {
-      const samples = await decodeJpegLsSamples(data, format);
+      const samples = await decodeJpegLsSamples(data, format, runWasm);
       return computeRgbImage(samples, computeColourModel(format, false));
     }
     case 'jpeg2000': {
-      const { samples, isDecoderOutputRgb } = await decodeJ2kSamples(data, format);
+      const { samples, isDecoderOutputRgb } = await decodeJ2kSamples(data, format, runWasm);
       return computeRgbImage(samples, computeColourModel(format, isDecoderOutputRgb));
     }
   }
@@ -83,9 +88,42 @@ export async function transcodeFrameToJpeg(
   transferSyntaxUid: string,
   format: FramePixelFormat,
   options: JpegOptions = {},
+  runWasm: WasmDecodeRunner = runWasmDecode,
 ): Promise<Buffer> {
   if (isBrowserReady(transferSyntaxUid, format.photometricInterpretation)) {
     return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   }
-  return encodeJpeg(await decodeFrame(data, transferSyntaxUid, format), options);
+  return encodeJpeg(await decodeFrame(data, transferSyntaxUid, format, runWasm), options);
+}
+
+/** {@link decodeFrame} and {@link transcodeFrameToJpeg} with their WASM decodes in one place. */
+export interface FrameDecoder {
+  decodeFrame(data: Uint8Array, transferSyntaxUid: string, format: FramePixelFormat): Promise<RgbImage>;
+  transcodeFrameToJpeg(data: Uint8Array, transferSyntaxUid: string, format: FramePixelFormat, options?: JpegOptions): Promise<Buffer>;
+  /** Stops the decode pool's workers; later WASM decodes fail with ClosingError. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface FrameDecoderOptions {
+  /**
+   * Worker threads for JPEG 2000 and JPEG-LS decodes (GATEWAY_DECODE_THREADS); 0 = on the calling
+   * thread, blocking it for each decode. Native and JPEG frames are decoded where they are asked
+   * for either way: sharp already runs JPEG off the event loop.
+   */
+  threads: number;
+}
+
+/**
+ * The gateway's one way in for frame decodes: every WASM decode goes through the same pool, whose
+ * workers start when the first JPEG 2000 or JPEG-LS frame needs them (many gateways never see one).
+ * Colour conversion and JPEG encoding stay on the calling thread.
+ */
+export function createFrameDecoder({ threads }: FrameDecoderOptions): FrameDecoder {
+  const pool = threads > 0 ? createDecodePool({ threads }) : undefined;
+  const runWasm = pool ? pool.run : runWasmDecode;
+  return {
+    decodeFrame: (data, transferSyntaxUid, format) => decodeFrame(data, transferSyntaxUid, format, runWasm),
+    transcodeFrameToJpeg: (data, transferSyntaxUid, format, options) => transcodeFrameToJpeg(data, transferSyntaxUid, format, options, runWasm),
+    close: async () => pool?.close(),
+  };
 }

@@ -3,7 +3,16 @@
  * pixels, and → a baseline JPEG for the browser.
  */
 export { CodecError } from '../../errors.js';
-export { decodeFrame, encodeJpeg, isBrowserReady, transcodeFrameToJpeg, type JpegOptions } from './decode-frame.js';
+export {
+  createFrameDecoder,
+  decodeFrame,
+  encodeJpeg,
+  isBrowserReady,
+  transcodeFrameToJpeg,
+  type FrameDecoder,
+  type FrameDecoderOptions,
+  type JpegOptions,
+} from './decode-frame.js';
 export { computeFramePixelFormat } from './pixel-format.js';
 export { TransferSyntax, isJpegBaselineSyntax, isSupportedSyntax } from './transfer-syntax.js';
 export type { FramePixelFormat, RgbImage } from './types.js';

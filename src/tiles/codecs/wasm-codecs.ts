@@ -3,8 +3,8 @@ import { createRequire } from 'node:module';
 
 /**
  * The two emscripten codecs (@cornerstonejs/codec-openjpeg and codec-charls, decode-only builds),
- * loaded lazily once per process. They are pure codecs with no configuration, so a module-level
- * instance is safe to share. The packages ship no typings; the interfaces below are the part of
+ * loaded lazily once per thread (module state is per thread: each decode pool worker has its own).
+ * They are pure codecs with no configuration, so a module-level instance is safe to share. The packages ship no typings; the interfaces below are the part of
  * their embind API we use (see packages/openjpeg/src/jslib-decode.cpp and
  * packages/charls/src/jslib-decode.cpp in cornerstonejs/codecs).
  */

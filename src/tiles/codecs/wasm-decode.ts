@@ -1,15 +1,8 @@
 import { CodecError } from '../../errors.js';
 import { hasMultipleComponentTransform } from './j2k-header.js';
 import type { DecodedSamples, FramePixelFormat } from './types.js';
-import {
-  charLs,
-  openJpeg,
-  type CharLsModule,
-  type OpenJpegModule,
-  type WasmCodec,
-  type WasmDecoder,
-  type WasmFrameInfo,
-} from './wasm-codecs.js';
+import type { WasmFrameInfo } from './wasm-codecs.js';
+import type { WasmDecodeRunner } from './wasm-run.js';
 
 /** OPJ_CLRSPC_SRGB: OpenJPEG reports it once it has converted sYCC/e-YCC itself, or per a JP2 header. */
 const OPJ_COLOR_SPACE_SRGB = 1;
@@ -21,98 +14,54 @@ export interface J2kDecoded {
 }
 
 /**
- * Decodes a JPEG 2000 or HTJ2K frame with OpenJPEG. A fresh decoder per frame, deleted afterwards:
- * a reused decoder keeps the previous frame's pixels and size when a decode fails (it only prints
- * an error), which would silently serve the wrong tile; construction costs nothing next to a decode.
+ * Decodes a JPEG 2000 or HTJ2K frame with OpenJPEG, run by `runWasm` (on this thread or in a decode
+ * pool): only the codec runs there; the header is read and the colour decided here.
  */
-export async function decodeJ2kSamples(data: Uint8Array, format: FramePixelFormat): Promise<J2kDecoded> {
+export async function decodeJ2kSamples(
+  data: Uint8Array,
+  format: FramePixelFormat,
+  runWasm: WasmDecodeRunner,
+): Promise<J2kDecoded> {
   const isMctUsed = hasMultipleComponentTransform(data);
-  const module = await openJpeg.load();
-  const decoder = new module.J2KDecoder();
-  try {
-    const { info, pixels } = runDecoder(openJpeg, data, decoder);
-    if (info.componentCount === 3 && info.bitsPerSample > 8) {
-      // The WASM build copies out only 8-bit colour (J2KDecoder.hpp leaves deeper colour unfilled).
-      throw new CodecError(`${info.bitsPerSample}-bit colour JPEG 2000 is not supported`);
-    }
-    // OpenJPEG's output is already RGB when:
-    // - the codestream used the multiple component transform (MCT), which OpenJPEG inverts; the
-    //   photometric is then YBR_RCT/YBR_ICT (PS3.5 8.2.4) or mislabelled;
-    // - OpenJPEG converted YCbCr itself and says sRGB: it does for half-width chroma components (a
-    //   genuine YBR_FULL_422 codestream) and when a JP2 header says sYCC;
-    // - the photometric says YBR_FULL_422 yet the components are full size (else OpenJPEG would
-    //   have converted them): not YBR_FULL_422 data at all. OrthancWSIDicomizer 1.1 writes exactly
-    //   this for RGB input without MCT (../shared/wsi/cmu1-t256-j2k); read as YCbCr, white turns
-    //   magenta.
-    // That leaves MCT-free YBR_FULL for the caller to convert: PS3.5 8.2.4 says the components are
-    // then the ones the photometric names.
-    const isDecoderOutputRgb =
-      isMctUsed ||
-      decoder.getColorSpace() === OPJ_COLOR_SPACE_SRGB ||
-      format.photometricInterpretation === 'YBR_FULL_422';
-    // 8-bit output is clamped to 0-255 by the binding, so only deeper samples keep their sign.
-    const isSigned = (info.isSigned ?? false) && info.bitsPerSample > 8;
-    const samples = describeSamples(info, pixels, format, isSigned, false);
-    return { samples, isDecoderOutputRgb };
-  } finally {
-    decoder.delete();
+  const { info, pixels, colourSpace } = await runWasm({ codec: 'jpeg2000', data });
+  if (info.componentCount === 3 && info.bitsPerSample > 8) {
+    // The WASM build copies out only 8-bit colour (J2KDecoder.hpp leaves deeper colour unfilled).
+    throw new CodecError(`${info.bitsPerSample}-bit colour JPEG 2000 is not supported`);
   }
+  // OpenJPEG's output is already RGB when:
+  // - the codestream used the multiple component transform (MCT), which OpenJPEG inverts; the
+  //   photometric is then YBR_RCT/YBR_ICT (PS3.5 8.2.4) or mislabelled;
+  // - OpenJPEG converted YCbCr itself and says sRGB: it does for half-width chroma components (a
+  //   genuine YBR_FULL_422 codestream) and when a JP2 header says sYCC;
+  // - the photometric says YBR_FULL_422 yet the components are full size (else OpenJPEG would
+  //   have converted them): not YBR_FULL_422 data at all. OrthancWSIDicomizer 1.1 writes exactly
+  //   this for RGB input without MCT (../shared/wsi/cmu1-t256-j2k); read as YCbCr, white turns
+  //   magenta.
+  // That leaves MCT-free YBR_FULL for the caller to convert: PS3.5 8.2.4 says the components are
+  // then the ones the photometric names.
+  const isDecoderOutputRgb =
+    isMctUsed ||
+    colourSpace === OPJ_COLOR_SPACE_SRGB ||
+    format.photometricInterpretation === 'YBR_FULL_422';
+  // 8-bit output is clamped to 0-255 by the binding, so only deeper samples keep their sign.
+  const isSigned = (info.isSigned ?? false) && info.bitsPerSample > 8;
+  const samples = describeSamples(info, pixels, format, isSigned, false);
+  return { samples, isDecoderOutputRgb };
 }
 
 /**
- * Decodes a JPEG-LS frame with CharLS (which also undoes any HP colour transform it signals). The
- * stream carries no sign, so PixelRepresentation says whether samples are two's complement.
+ * Decodes a JPEG-LS frame with CharLS (which also undoes any HP colour transform it signals), run by
+ * `runWasm`. The stream carries no sign, so PixelRepresentation says whether samples are two's
+ * complement.
  */
 export async function decodeJpegLsSamples(
   data: Uint8Array,
   format: FramePixelFormat,
+  runWasm: WasmDecodeRunner,
 ): Promise<DecodedSamples> {
-  const module = await charLs.load();
-  const decoder = new module.JpegLSDecoder();
-  try {
-    const readExceptionMessage = (pointer: number): string => module.getExceptionMessage(pointer);
-    const { info, pixels } = runDecoder(charLs, data, decoder, readExceptionMessage);
-    const isPlanar = info.componentCount > 1 && decoder.getInterleaveMode() === 0;
-    return describeSamples(info, pixels, format, format.pixelRepresentation === 1, isPlanar);
-  } finally {
-    decoder.delete();
-  }
-}
-
-/**
- * Copies the frame into WASM memory, decodes it, and turns every way of failing into a CodecError.
- * `readExceptionMessage` reads a thrown C++ exception (CharLS reports errors that way).
- */
-function runDecoder(
-  codec: Pick<WasmCodec<OpenJpegModule | CharLsModule>, 'captureMessages' | 'discard'>,
-  data: Uint8Array,
-  decoder: WasmDecoder,
-  readExceptionMessage?: (exceptionPointer: number) => string,
-): { info: WasmFrameInfo; pixels: Uint8Array } {
-  let messages: string[];
-  try {
-    decoder.getEncodedBuffer(data.byteLength).set(data);
-    messages = codec.captureMessages(() => decoder.decode());
-  } catch (error) {
-    if (error instanceof Error && error.name === 'RuntimeError') {
-      // A WebAssembly.RuntimeError (trap, emscripten abort) leaves the instance unusable.
-      codec.discard();
-      throw new CodecError('Decoder aborted', { cause: error });
-    }
-    // A C++ exception arrives as a number: a pointer to the exception object.
-    const reason =
-      typeof error === 'number' && readExceptionMessage ? readExceptionMessage(error) : String(error);
-    throw new CodecError(`Frame could not be decoded: ${reason}`, { cause: error });
-  }
-  const errors = messages
-    .filter((line) => line.startsWith('[ERROR]'))
-    .map((line) => line.replace('[ERROR]', '').trim());
-  const info = decoder.getFrameInfo();
-  const pixels = decoder.getDecodedBuffer();
-  if (errors.length > 0 || info.componentCount === 0 || pixels.byteLength === 0) {
-    throw new CodecError(`Frame could not be decoded: ${errors.join('; ') || 'no pixels'}`);
-  }
-  return { info, pixels };
+  const { info, pixels, interleaveMode } = await runWasm({ codec: 'jpeg-ls', data });
+  const isPlanar = info.componentCount > 1 && interleaveMode === 0;
+  return describeSamples(info, pixels, format, format.pixelRepresentation === 1, isPlanar);
 }
 
 /** Checks the decoded image against the metadata: a mismatch would misplace or garble the tile. */
