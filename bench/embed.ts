@@ -35,6 +35,8 @@ const MODEL_SECONDS = 20;
  * read from the large slide's 1/4 level: minutes with a CPU-bound model, not hours.
  */
 const E2E_MPP = 2;
+/** `BENCH_EMBED_MODELS=none npm run bench:embed` measures the feeder only (a quick check while tuning it). */
+const modelIds = (process.env.BENCH_EMBED_MODELS ?? 'bench-vit-s16,bench-bit-r50x1').split(',').filter((id) => id !== 'none' && id !== '');
 const benchDir = join(tmpdir(), 'wsi-gateway-bench');
 const resultsPath = join(dirname(fileURLToPath(import.meta.url)), 'results', 'embed.md');
 const started = performance.now();
@@ -138,7 +140,7 @@ async function main(): Promise<void> {
     const sparse = await runJob(createNullModel({ ...vit, id: 'null-sparse', maxBatch: 8 }), E2E_MPP);
     rows.push({ what: `(a) feeder, null model, ${E2E_MPP} µm/px grid, batch 8`, patches: sparse.patches, seconds: sparse.seconds, patchesPerSecond: sparse.patches / sparse.seconds, note: sparse.requests });
 
-    for (const id of ['bench-vit-s16', 'bench-bit-r50x1']) {
+    for (const id of modelIds) {
       const manifest = manifests.get(id)!;
       const model = await loadOnnxModel(manifest, modelsDir, { intraOpThreads: config.onnxThreads });
       try {
@@ -173,7 +175,8 @@ async function main(): Promise<void> {
       '',
     ].join('\n');
     console.log(`\n${text}`);
-    await writeReport(resultsPath, text);
+    // A partial run prints its table but leaves the committed report alone.
+    if (modelIds.length === 2) await writeReport(resultsPath, text);
   } finally {
     await orthanc.stop();
     await rm(runDir, { recursive: true, force: true });

@@ -65,4 +65,13 @@ describe('frame requests', () => {
     ]);
     expect(requests[2]!.tiles).toEqual([2, 3]);
   });
+
+  it('keeps one open request per instance where tiles of two instances alternate', () => {
+    const level = { tileInstance: Int32Array.from([0, 1, 0, 1, 0, 1]), tileFrameNumber: Int32Array.from([1, 1, 2, 2, 3, 3]) } as unknown as Level;
+    const requests = planRequests(level, [0, 1, 2, 3, 4, 5], 3);
+    expect(requests.map((r) => [r.instanceIndex, r.frameNumbers])).toEqual([
+      [0, [1, 2, 3]],
+      [1, [1, 2, 3]],
+    ]);
+  });
 });
