@@ -137,6 +137,26 @@ describe('frame cache', () => {
     expect(guessStoredFrameBytes({ transferSyntaxUid: '1.2.840.10008.1.2.4.203', frameBytes: 800 })).toBe(100);
   });
 
+  it('fails the frames waiting on a whole-instance read that fails, and reads again at the next miss', async () => {
+    let fail = true;
+    const { source, wholeCalls } = recording({ ...folder, readAllFrames: async (ref, layout, signal) => {
+      if (!fail) return folder.readAllFrames(ref, layout, signal);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      throw new Error('PACS down');
+    } });
+    const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 4, wholeInstanceAfterBatches: 1 });
+    const address = await level0Address();
+    const first = cache.get(address, 1);
+    first.catch(() => undefined); // it fails before the test awaits it
+    await new Promise((resolve) => setImmediate(resolve));
+    // Frame 50 waits on the read in flight rather than asking for itself.
+    await expect(Promise.all([first, cache.get(address, 50)])).rejects.toThrow('PACS down');
+    expect(wholeCalls).toHaveLength(1);
+    fail = false;
+    expect((await cache.get(address, 50)).data.length).toBeGreaterThan(0);
+    expect(wholeCalls).toHaveLength(2);
+  });
+
   it('never holds more bytes than its bound', async () => {
     const { source } = recording(folder);
     const maxBytes = 100 * 1024;

@@ -101,6 +101,8 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   const instanceHistory = new LRUCache<string, { batches: number; meanFrameBytes: number; readWhole?: boolean }>({ max: 10_000 });
   /** Instances read whole whose `next` is to be read ahead at their next access → their mean frame bytes. */
   const armedReadAheads = new Map<string, number>();
+  /** Whole-instance reads in flight, by SOP Instance UID. */
+  const wholeReads = new Map<string, Promise<void>>();
   let flushScheduled = false;
 
   /** Neighbours of the wanted frames in frame order (row neighbours in TILED_FULL and most sparse files). */
@@ -138,22 +140,14 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     return { whole, wholeAlongside: !whole && history.batches === 0 };
   }
 
-  async function readFrames(address: FrameAddress, frameNumbers: number[], whole: boolean): Promise<Frame[]> {
-    if (!whole) return source.readFrames(address, frameNumbers, { transferSyntaxUid: address.transferSyntaxUid });
-    stats.wholeInstanceRequests++;
-    const frames = await source.readAllFrames(address, { numberOfFrames: address.numberOfFrames, frameBytes: address.frameBytes });
-    // Frames already in memory keep their entry (it may be a re-encoded JPEG).
-    return frames.filter((f) => !cache.has(frameKey(address.sopInstanceUid, f.frameNumber)));
-  }
-
   /**
    * Reads `next` whole in the background, unless it has been read whole already or would take more
    * than a quarter of the cache (its size estimated from the instance before it, the same level).
    */
   function readAhead(next: FrameAddress, meanFrameBytes: number): void {
-    if (instanceHistory.get(next.sopInstanceUid)?.readWhole || meanFrameBytes * next.numberOfFrames > maxBytes / 4) return;
+    if (wholeReads.has(next.sopInstanceUid) || instanceHistory.get(next.sopInstanceUid)?.readWhole || meanFrameBytes * next.numberOfFrames > maxBytes / 4) return;
     stats.readAheadRequests++;
-    void fetchBatch({ address: next, wanted: new Map() }, true);
+    void readWhole(next, new Map());
   }
 
   /** An access to an instance read whole: the moment to read its successor ahead (once). */
@@ -164,59 +158,104 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     readAhead(address.next!, meanFrameBytes);
   }
 
-  async function fetchBatch({ address, wanted }: Pending, forceWhole = false): Promise<void> {
-    const plan = forceWhole ? { whole: true, wholeAlongside: false } : planBatch(address);
-    const { whole } = plan;
-    const frameNumbers = whole
-      ? Array.from({ length: address.numberOfFrames }, (_, i) => i + 1).filter(
-          (n) => wanted.has(n) || !(cache.has(frameKey(address.sopInstanceUid, n)) || inFlight.has(frameKey(address.sopInstanceUid, n))),
-        )
-      : withNeighbours(address, [...wanted.keys()]);
-    const settle = new Map<number, { resolve: (f: CachedFrame) => void; reject: (e: unknown) => void }>();
+  /** Notes the mean size of an instance's frames, and whether it has now been read whole. */
+  function learn(address: FrameAddress, frames: readonly Frame[], readWhole: boolean): void {
+    if (frames.length === 0) return;
+    const history = instanceHistory.get(address.sopInstanceUid) ?? { batches: 0, meanFrameBytes: 0 };
+    const meanFrameBytes = frames.reduce((sum, f) => sum + f.data.length, 0) / frames.length;
+    instanceHistory.set(address.sopInstanceUid, { ...history, meanFrameBytes, readWhole: history.readWhole || readWhole });
+    if (readWhole && address.next) {
+      if (armedReadAheads.size >= MAX_ARMED_READ_AHEADS) armedReadAheads.delete(armedReadAheads.keys().next().value!);
+      armedReadAheads.set(address.sopInstanceUid, meanFrameBytes);
+    }
+  }
+
+  /** Caches a fetched frame unless memory has it already (it may be a re-encoded JPEG by now). */
+  function keep(sopInstanceUid: string, frame: Frame): CachedFrame {
+    const key = frameKey(sopInstanceUid, frame.frameNumber);
+    const cached = cache.get(key);
+    if (cached) return cached;
+    const value: CachedFrame = { data: frame.data, transferSyntaxUid: frame.transferSyntaxUid, isBrowserJpeg: false };
+    cache.set(key, value);
+    return value;
+  }
+
+  /**
+   * The whole instance in one request. Frames nobody waits for get no promise of their own (an
+   * instance has a thousand): a miss meanwhile waits on the read itself (`wholeReads`), which keeps
+   * the work done when the answer lands, on the event loop, small. Resolves once done, even on failure.
+   */
+  function readWhole(address: FrameAddress, wanted: Pending['wanted']): Promise<void> {
+    const sop = address.sopInstanceUid;
+    stats.requests++;
+    stats.wholeInstanceRequests++;
+    const read = (async () => {
+      let frames: Frame[];
+      try {
+        frames = await source.readAllFrames(address, { numberOfFrames: address.numberOfFrames, frameBytes: address.frameBytes });
+      } catch (error) {
+        settleWanted(sop, wanted, new Map(), error);
+        throw error;
+      } finally {
+        wholeReads.delete(sop);
+      }
+      stats.framesFetched += frames.length;
+      learn(address, frames, true);
+      const byNumber = new Map<number, CachedFrame>();
+      for (const frame of frames) byNumber.set(frame.frameNumber, keep(sop, frame));
+      settleWanted(sop, wanted, byNumber, undefined);
+    })();
+    wholeReads.set(sop, read);
+    // Its failure reaches those who wait (wanted, and misses meanwhile through wholeReads), not the caller.
+    return read.catch(() => undefined);
+  }
+
+  /** Resolves the waiters of a batch with the frames fetched; the rest get the failure (or "missing"). */
+  function settleWanted(sop: string, wanted: Pending['wanted'], fetched: ReadonlyMap<number, CachedFrame>, failure: unknown): void {
+    for (const [n, waiters] of wanted) {
+      inFlight.delete(frameKey(sop, n));
+      const value = fetched.get(n);
+      if (value) waiters.forEach((w) => w.resolve(value));
+      else waiters.forEach((w) => w.reject(failure ?? new Error(`Frame ${n} missing from the answer`)));
+    }
+  }
+
+  /** A miss batch: its frames and their neighbours in one multi-frame request, or the whole instance. */
+  async function fetchBatch({ address, wanted }: Pending): Promise<void> {
+    const sop = address.sopInstanceUid;
+    const plan = planBatch(address);
+    if (plan.whole) return readWhole(address, wanted);
+    const frameNumbers = withNeighbours(address, [...wanted.keys()]);
+    // Neighbours nobody asked for yet get a promise, so that a request for one meanwhile waits for it.
+    const neighbours = new Map<number, { resolve: (f: CachedFrame) => void; reject: (e: unknown) => void }>();
     for (const n of frameNumbers) {
-      const key = frameKey(address.sopInstanceUid, n);
-      if (wanted.has(n)) continue; // already registered in inFlight by get()
+      if (wanted.has(n)) continue; // registered in inFlight by get()
       let resolve!: (f: CachedFrame) => void;
       let reject!: (e: unknown) => void;
       const promise = new Promise<CachedFrame>((res, rej) => ((resolve = res), (reject = rej)));
       promise.catch(() => undefined); // a failed prefetch nobody waited for is not an unhandled rejection
-      inFlight.set(key, promise);
-      settle.set(n, { resolve, reject });
-    }
-    for (const [n, waiters] of wanted) {
-      settle.set(n, { resolve: (f) => waiters.forEach((w) => w.resolve(f)), reject: (e) => waiters.forEach((w) => w.reject(e)) });
+      inFlight.set(frameKey(sop, n), promise);
+      neighbours.set(n, { resolve, reject });
     }
     stats.requests++;
-    // After the batch's frames are registered in flight, so the whole read leaves them out.
-    if (plan.wholeAlongside) void fetchBatch({ address, wanted: new Map() }, true);
+    if (plan.wholeAlongside) void readWhole(address, new Map());
     let frames: Frame[] = [];
     let failure: unknown;
     try {
-      frames = await readFrames(address, frameNumbers, whole);
+      frames = await source.readFrames(address, frameNumbers, { transferSyntaxUid: address.transferSyntaxUid });
     } catch (error) {
       failure = error;
     }
     stats.framesFetched += frames.length;
-    if (frames.length > 0) {
-      const history = instanceHistory.get(address.sopInstanceUid) ?? { batches: 0, meanFrameBytes: 0 };
-      const meanFrameBytes = frames.reduce((sum, f) => sum + f.data.length, 0) / frames.length;
-      instanceHistory.set(address.sopInstanceUid, { ...history, meanFrameBytes, readWhole: history.readWhole || (whole && failure === undefined) });
-      if (whole && failure === undefined && address.next) {
-        if (armedReadAheads.size >= MAX_ARMED_READ_AHEADS) armedReadAheads.delete(armedReadAheads.keys().next().value!);
-        armedReadAheads.set(address.sopInstanceUid, meanFrameBytes);
-      }
-    }
-    for (const frame of frames) {
-      if (!settle.has(frame.frameNumber)) continue; // in memory already, or asked for by nobody
-      const value: CachedFrame = { data: frame.data, transferSyntaxUid: frame.transferSyntaxUid, isBrowserJpeg: false };
-      cache.set(frameKey(address.sopInstanceUid, frame.frameNumber), value);
-      inFlight.delete(frameKey(address.sopInstanceUid, frame.frameNumber));
-      settle.get(frame.frameNumber)?.resolve(value);
-      settle.delete(frame.frameNumber);
-    }
-    for (const [n, s] of settle) {
-      inFlight.delete(frameKey(address.sopInstanceUid, n));
-      s.reject(failure ?? new Error(`Frame ${n} missing from the answer`));
+    learn(address, frames, false);
+    const fetched = new Map<number, CachedFrame>();
+    for (const frame of frames) fetched.set(frame.frameNumber, keep(sop, frame));
+    settleWanted(sop, wanted, fetched, failure);
+    for (const [n, { resolve, reject }] of neighbours) {
+      inFlight.delete(frameKey(sop, n));
+      const value = fetched.get(n);
+      if (value) resolve(value);
+      else reject(failure ?? new Error(`Frame ${n} missing from the answer`));
     }
   }
 
@@ -227,40 +266,48 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     for (const batch of batches) void fetchBatch(batch);
   }
 
+  /** The frame, from memory or fetched (batched with other misses of this tick and neighbours). */
+  function get(address: FrameAddress, frameNumber: number): Promise<CachedFrame> {
+    if (address.next && armedReadAheads.size > 0) noteAccess(address);
+    const key = frameKey(address.sopInstanceUid, frameNumber);
+    const cached = cache.get(key);
+    if (cached) {
+      stats.hits++;
+      return Promise.resolve(cached);
+    }
+    const flying = inFlight.get(key);
+    if (flying) {
+      stats.hits++;
+      return flying;
+    }
+    const whole = wholeReads.get(address.sopInstanceUid);
+    if (whole) {
+      stats.hits++;
+      // The frame is in the answer on its way; should it not be (or be evicted at once), ask again.
+      return whole.then(() => cache.get(key) ?? get(address, frameNumber));
+    }
+    stats.misses++;
+    let batch = pending.get(address.sopInstanceUid);
+    if (!batch) {
+      batch = { address, wanted: new Map() };
+      pending.set(address.sopInstanceUid, batch);
+    }
+    const promise = new Promise<CachedFrame>((resolve, reject) => {
+      const waiters = batch.wanted.get(frameNumber) ?? [];
+      waiters.push({ resolve, reject });
+      batch.wanted.set(frameNumber, waiters);
+    });
+    inFlight.set(key, promise);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      // setImmediate runs after this round of I/O callbacks: requests that arrived together batch together.
+      setImmediate(flush);
+    }
+    return promise;
+  }
+
   return {
-    /** The frame, from memory or fetched (batched with other misses of this tick and neighbours). */
-    get(address: FrameAddress, frameNumber: number): Promise<CachedFrame> {
-      if (address.next && armedReadAheads.size > 0) noteAccess(address);
-      const key = frameKey(address.sopInstanceUid, frameNumber);
-      const cached = cache.get(key);
-      if (cached) {
-        stats.hits++;
-        return Promise.resolve(cached);
-      }
-      const flying = inFlight.get(key);
-      if (flying) {
-        stats.hits++;
-        return flying;
-      }
-      stats.misses++;
-      let batch = pending.get(address.sopInstanceUid);
-      if (!batch) {
-        batch = { address, wanted: new Map() };
-        pending.set(address.sopInstanceUid, batch);
-      }
-      const promise = new Promise<CachedFrame>((resolve, reject) => {
-        const waiters = batch.wanted.get(frameNumber) ?? [];
-        waiters.push({ resolve, reject });
-        batch.wanted.set(frameNumber, waiters);
-      });
-      inFlight.set(key, promise);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        // setImmediate runs after this round of I/O callbacks: requests that arrived together batch together.
-        setImmediate(flush);
-      }
-      return promise;
-    },
+    get,
 
     /** The frame if it is in memory now (counted as a hit), or undefined; fetches nothing but a read-ahead. */
     peek(address: FrameAddress, frameNumber: number): CachedFrame | undefined {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../embed/generate/graph.js';
 import { parseContentType, parseMultipart, readTransferSyntaxParam, MultipartError, type MultipartPart } from './multipart.js';
 
 async function* chunked(body: Buffer, size: number): AsyncGenerator<Buffer> {
@@ -52,6 +53,26 @@ describe('parseMultipart', () => {
     const parts = await collect(body, 'XyZ', size);
     expect(parts.map((p) => p.data)).toEqual(frames);
     expect(parts.every((p) => p.headers['content-type'] === 'image/jpeg')).toBe(true);
+  });
+
+  it('yields every part byte-exact whatever the chunk boundaries, delimiters split at every offset', async () => {
+    // Parts full of near-delimiters, cut into chunks of random sizes around the delimiter's length.
+    const boundary = 'bound4ry';
+    const near = Buffer.from('\r\n--bound4r\r\n-\r\n--bound4ry'.slice(0, -1));
+    const parts = Array.from({ length: 6 }, (_, i) => Buffer.concat(Array.from({ length: 40 + i * 13 }, (_, j) => (j % 3 === 0 ? near : Buffer.from([j & 0xff, 0x0d, 0x0a])))));
+    const whole = build(boundary, parts.map((data) => ({ type: 'image/jpeg', data })));
+    const random = mulberry32(7);
+    for (let trial = 0; trial < 50; trial++) {
+      const pieces: Buffer[] = [];
+      for (let i = 0; i < whole.length; ) {
+        const size = 1 + Math.floor(random() * 2 * (boundary.length + 4));
+        pieces.push(whole.subarray(i, i + size));
+        i += size;
+      }
+      const got: Buffer[] = [];
+      for await (const part of parseMultipart((async function* () { yield* pieces; })(), boundary)) got.push(part.data);
+      expect(got).toEqual(parts);
+    }
   });
 
   it('skips a preamble', async () => {

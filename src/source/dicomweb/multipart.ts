@@ -1,7 +1,7 @@
 /**
  * multipart/related (RFC 2046 §5.1, as DICOMweb uses it in PS3.18 §8.7.1) parsed as a stream: parts
- * are yielded as soon as their closing delimiter arrives, and a part's bytes are copied once, so a
- * 10 MB part costs 10 MB, not its square. Orthanc sends no Content-Length on multi-frame answers, so
+ * are yielded as soon as their closing delimiter arrives, and a part's bytes are copied once (chunks
+ * are searched where they lie, not appended to a buffer), so a 10 MB part costs one 10 MB copy. Orthanc sends no Content-Length on multi-frame answers, so
  * the delimiters are all we have.
  */
 
@@ -78,6 +78,16 @@ function parseHeaders(block: Buffer): Record<string, string> {
   return headers;
 }
 
+/**
+ * Whether a delimiter may start in `tail` (shorter than a delimiter) and run on into `chunk`: true
+ * when one does, or when `chunk` is too short to tell.
+ */
+function straddles(tail: Buffer, chunk: Buffer, delimiter: Buffer): boolean {
+  if (tail.length === 0) return false;
+  if (chunk.length < delimiter.length - 1) return true;
+  return Buffer.concat([tail, chunk.subarray(0, delimiter.length - 1)]).indexOf(delimiter) >= 0;
+}
+
 /** Yields the parts of a multipart body. Throws MultipartError when the body ends before the close delimiter. */
 export async function* parseMultipart(body: AsyncIterable<Uint8Array>, boundary: string): AsyncGenerator<MultipartPart> {
   if (!boundary || boundary.length > 200) throw new MultipartError('Missing or invalid multipart boundary');
@@ -88,8 +98,16 @@ export async function* parseMultipart(body: AsyncIterable<Uint8Array>, boundary:
   let headers: Record<string, string> = {};
   let bodyChunks: Buffer[] = [];
 
-  for await (const chunk of body) {
-    tail = tail.length === 0 ? Buffer.from(chunk) : Buffer.concat([tail, chunk]);
+  for await (const raw of body) {
+    const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    if ((state === 'body' || state === 'preamble') && tail.length < delimiter.length && !straddles(tail, chunk, delimiter)) {
+      // The common case inside a large part: no delimiter begins in the bytes kept from the last
+      // chunk, so those bytes are body and this chunk is searched as it is, not copied onto them.
+      if (state === 'body' && tail.length > 0) bodyChunks.push(tail);
+      tail = chunk;
+    } else {
+      tail = tail.length === 0 ? chunk : Buffer.concat([tail, chunk]);
+    }
     for (;;) {
       if (state === 'preamble' || state === 'body') {
         const at = tail.indexOf(delimiter);
