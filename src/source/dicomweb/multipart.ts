@@ -94,7 +94,8 @@ export async function* parseMultipart(body: AsyncIterable<Uint8Array>, boundary:
   // Every delimiter is CRLF "--" boundary; prefixing the body with CRLF makes the first one match too.
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   let tail: Buffer = Buffer.from(CRLF);
-  let state: 'preamble' | 'after-delimiter' | 'headers' | 'body' = 'preamble';
+  // Widened by hand: TypeScript would narrow a literal initialiser and miss the loop's assignments.
+  let state = 'preamble' as 'preamble' | 'after-delimiter' | 'headers' | 'body';
   let headers: Record<string, string> = {};
   let bodyChunks: Buffer[] = [];
 
