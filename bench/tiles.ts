@@ -17,7 +17,7 @@ import { startCountingProxy } from './support/count-proxy.js';
 import { readGatewayProblems, startGateway, type GatewayProcess } from './support/gateway-process.js';
 import { extractFirstPart, fetchBytes, runPass } from './support/load.js';
 import { formatReport, writeReport, type TileBenchResults } from './support/report.js';
-import { computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
+import { computeGridViewerOrder, computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
 import { runWrk } from './support/wrk.js';
 
 /** Requests in flight in the cold and second passes: a browser's connections per host. */
@@ -94,6 +94,32 @@ function checkGatewayLevel0(descriptor: unknown, map: Level0Map): void {
   if (wrong.length > 0) throw new Error(`The gateway's level 0 differs from the metadata's: ${JSON.stringify(level)}`);
 }
 
+/** A tile of any level: what the zoom-in pass walks. */
+interface LevelTile {
+  readonly level: number;
+  readonly col: number;
+  readonly row: number;
+}
+
+/**
+ * The levels above level 0, smallest first, each in viewer order: what a viewer asks for while it opens
+ * a slide at the overview and zooms in. `grids` are [cols, rows] per level, level 0 first.
+ */
+function levelsAboveZeroTopDown(grids: ReadonlyArray<readonly [number, number]>): LevelTile[] {
+  return grids
+    .map(([cols, rows], level) => computeGridViewerOrder(cols, rows).map(({ col, row }) => ({ level, col, row })))
+    .slice(1)
+    .reverse()
+    .flat();
+}
+
+/** The two targets must walk the same pyramid, or the zoom-in comparison compares different tiles. */
+function checkSameGrids(plugin: ReadonlyArray<readonly [number, number]>, gateway: ReadonlyArray<readonly [number, number]>): void {
+  if (JSON.stringify(plugin) !== JSON.stringify(gateway)) {
+    throw new Error(`The plugin's tile grids ${JSON.stringify(plugin)} differ from the gateway's ${JSON.stringify(gateway)}`);
+  }
+}
+
 async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const t = performance.now();
   const value = await work();
@@ -121,6 +147,10 @@ async function main(): Promise<void> {
       const map = computeLevel0Map(await fetchSeriesMetadata(orthanc.dicomwebUrl, study, series));
       const orthancSeriesId = await lookupOrthancSeriesId(orthanc.baseUrl, series);
       const system = (await getJson(`${orthanc.baseUrl}/system`)) as { Version?: string };
+      // The benchmark's own client (undici, its JIT) warms up here, untimed, so that the first timed pass
+      // (the plugin's) does not pay for it: without this the plugin's cold pass ran up to 1.5x slower.
+      const pluginTile = ({ col, row }: TilePosition): string => `${orthanc.baseUrl}/wsi/tiles/${orthancSeriesId}/0/${col}/${row}`;
+      await runPass(computeViewerOrder(map).map(pluginTile), { concurrency });
       return { map, orthancSeriesId, orthancVersion: system.Version ?? '?' };
     });
     const { map, orthancSeriesId } = loaded;
@@ -159,6 +189,9 @@ async function main(): Promise<void> {
       }),
     );
 
+    step('zooming in: levels above 0 top-down, then level 0, on a fresh Orthanc (plugin) and a fresh gateway process');
+    const zoom = await measureZoomIn(storageDir, join(runDir, 'gateway-zoom.log'), { study, series, orthancSeriesId, order, gatewayPath, pluginPath });
+
     step(`direct WADO-RS: first ${wadoColdTiles} tiles on a fresh Orthanc, short wrk; then an untimed, counted gateway pass`);
     const wado = await withOrthanc(storageDir, async (orthanc) => {
       const cold = await runPass(urls(orthanc.baseUrl, wadoPath, order.slice(0, wadoColdTiles)), { concurrency, headers: wadoAccept });
@@ -184,6 +217,7 @@ async function main(): Promise<void> {
       slide: { widthPx: map.widthPx, heightPx: map.heightPx, gridCols: map.gridCols, gridRows: map.gridRows, tiles: order.length, level0Instances: map.instances.length },
       openMs: { gateway: gateway.openMs, plugin: plugin.openMs },
       cold: { gateway: gateway.cold, plugin: plugin.cold, wado: wado.cold },
+      zoom,
       second: { gateway: gateway.second, plugin: plugin.second },
       warm: { gateway: gateway.warm, plugin: plugin.warm, wado: wado.warm },
       concurrency,
@@ -192,7 +226,7 @@ async function main(): Promise<void> {
         memoryAfterOpen: gateway.memoryAfterOpen,
         memory: gateway.memory,
         level0JpegBytes: gateway.cold.bytes,
-        problems: [...(await readGatewayProblems(gatewayLog)), ...(await readGatewayProblems(join(runDir, 'gateway-counted.log')))],
+        problems: (await Promise.all([gatewayLog, join(runDir, 'gateway-zoom.log'), join(runDir, 'gateway-counted.log')].map(readGatewayProblems))).flat(),
         counted: wado.counted,
       },
       check: gateway.check,
@@ -207,6 +241,39 @@ async function main(): Promise<void> {
     await rm(succeeded ? runDir : storageDir, { recursive: true, force: true });
     if (!succeeded) console.error(`logs kept in ${runDir}`);
   }
+}
+
+/**
+ * A viewer opening the slide at the overview and zooming in: every tile of the levels above 0, smallest
+ * level first, then level 0 — each target on a fresh Orthanc (and the gateway a fresh process), both
+ * passes timed. Level 0 is as cold as in the main pass (no level-0 frame read yet), but the processes
+ * have served a few thousand tiles, as they have by the time a user zooms in.
+ */
+async function measureZoomIn(
+  storageDir: string,
+  gatewayLog: string,
+  slide: { study: string; series: string; orthancSeriesId: string; order: readonly TilePosition[]; gatewayPath: (p: TilePosition) => string; pluginPath: (p: TilePosition) => string },
+): Promise<TileBenchResults['zoom']> {
+  const { study, series, orthancSeriesId, order } = slide;
+  const plugin = await withOrthanc(storageDir, async (orthanc) => {
+    const pyramid = (await getJson(`${orthanc.baseUrl}/wsi/pyramids/${orthancSeriesId}`)) as { TilesCount: Array<[number, number]> };
+    const above = levelsAboveZeroTopDown(pyramid.TilesCount);
+    const upper = await runPass(above.map(({ level, col, row }) => `${orthanc.baseUrl}/wsi/tiles/${orthancSeriesId}/${level}/${col}/${row}`), { concurrency });
+    const level0 = await runPass(order.map((p) => orthanc.baseUrl + slide.pluginPath(p)), { concurrency });
+    return { grids: pyramid.TilesCount, upper, level0 };
+  });
+  const gateway = await withOrthanc(storageDir, (orthanc) =>
+    withGateway(orthanc.dicomwebUrl, gatewayLog, async (gw) => {
+      const descriptor = (await getJson(`${gw.baseUrl}/api/slides/${study}/${series}`)) as { levels: Array<{ gridCols: number; gridRows: number }> };
+      const grids = descriptor.levels.map((l): [number, number] => [l.gridCols, l.gridRows]);
+      checkSameGrids(plugin.grids, grids);
+      const above = levelsAboveZeroTopDown(grids);
+      const upper = await runPass(above.map(({ level, col, row }) => `${gw.baseUrl}/api/slides/${study}/${series}/tiles/${level}/${col}/${row}.jpg`), { concurrency });
+      const level0 = await runPass(order.map((p) => gw.baseUrl + slide.gatewayPath(p)), { concurrency });
+      return { upper, level0 };
+    }),
+  );
+  return { levels: plugin.grids.length, plugin: { upper: plugin.upper, level0: plugin.level0 }, gateway };
 }
 
 /**

@@ -130,13 +130,16 @@ export interface TilePosition {
  * blocks (row-major), each block's tiles row-major. Positions without a frame are skipped.
  */
 export function computeViewerOrder(map: Level0Map, blockCols = 8, blockRows = 5): TilePosition[] {
+  return computeGridViewerOrder(map.gridCols, map.gridRows, blockCols, blockRows).filter(({ col, row }) => map.frameAt(col, row) !== undefined);
+}
+
+/** Every tile of a `gridCols` x `gridRows` grid in viewer order (see {@link computeViewerOrder}). */
+export function computeGridViewerOrder(gridCols: number, gridRows: number, blockCols = 8, blockRows = 5): TilePosition[] {
   const order: TilePosition[] = [];
-  for (let top = 0; top < map.gridRows; top += blockRows) {
-    for (let left = 0; left < map.gridCols; left += blockCols) {
-      for (let row = top; row < Math.min(top + blockRows, map.gridRows); row++) {
-        for (let col = left; col < Math.min(left + blockCols, map.gridCols); col++) {
-          if (map.frameAt(col, row) !== undefined) order.push({ col, row });
-        }
+  for (let top = 0; top < gridRows; top += blockRows) {
+    for (let left = 0; left < gridCols; left += blockCols) {
+      for (let row = top; row < Math.min(top + blockRows, gridRows); row++) {
+        for (let col = left; col < Math.min(left + blockCols, gridCols); col++) order.push({ col, row });
       }
     }
   }
