@@ -106,7 +106,9 @@ async function main(): Promise<void> {
   try {
     step(`uploading ${slide.files.length} files to Orthanc`);
     await orthanc.upload(slide.files);
-    const config = loadConfig({ DICOMWEB_URL: orthanc.dicomwebUrl, EMBED_DIR: join(runDir, 'store'), LOG_LEVEL: 'warn' });
+    // GATEWAY_DECODE_THREADS passes through, so decoding in the pool (default) and with sharp (0) can be compared.
+    const decodeThreads = process.env.GATEWAY_DECODE_THREADS;
+    const config = loadConfig({ DICOMWEB_URL: orthanc.dicomwebUrl, EMBED_DIR: join(runDir, 'store'), LOG_LEVEL: 'warn', ...(decodeThreads ? { GATEWAY_DECODE_THREADS: decodeThreads } : {}) });
     const logger = pino({ level: 'warn' });
     const services = createServices(config, { logger });
     const store = createLocalStore(join(runDir, 'store'));

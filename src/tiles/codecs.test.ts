@@ -17,6 +17,7 @@ import {
 } from './codecs/index.js';
 import { hasMultipleComponentTransform } from './codecs/j2k-header.js';
 import { readWasmMemoryBytes } from './codecs/wasm-codecs.js';
+import { runWasmDecode } from './codecs/wasm-run.js';
 
 // Real frames from ../shared/wsi (see PROVENANCE.md), checked against independent decoders: libvips
 // (OpenJPEG), dcmtk, OpenJPH. Tests needing a missing tool are skipped, named after it.
@@ -357,6 +358,24 @@ describe.skipIf(!hasDcmtk)('against dcmtk (needs dcmj2pnm, dcmdjpls, dcmcjpls)',
     // Leaking a frame's buffers (~300 KB) per decode would outgrow the heap many times over.
     await decodeMany(240);
     expect((await readWasmMemoryBytes()).charLs).toBe(before);
+  }, 30_000);
+
+  it('does not grow libjpeg-turbo memory over hundreds of JPEG decodes, corrupt ones among them', async () => {
+    const { transferSyntaxUid, format, frames } = readDicom('public/google-wsi2dcm/jpeg.dicom');
+    const decodeMany = async (count: number): Promise<void> => {
+      for (let i = 0; i < count; i++) {
+        const frame = frames[i % frames.length] ?? new Uint8Array();
+        // Every tenth frame truncated: libjpeg's error exit must not strand the decoder's buffers.
+        const data = i % 10 === 9 ? frame.subarray(0, 400) : frame;
+        await decodeFrame(data, transferSyntaxUid, format, runWasmDecode, true).catch((error: unknown) => {
+          if (!(error instanceof CodecError)) throw error;
+        });
+      }
+    };
+    await decodeMany(20);
+    const before = (await readWasmMemoryBytes()).libJpegTurbo;
+    await decodeMany(400);
+    expect((await readWasmMemoryBytes()).libJpegTurbo).toBe(before);
   }, 30_000);
 
   it.each([

@@ -33,8 +33,8 @@ export interface FrameFeedOptions {
   retry: RetryPolicy;
   signal?: AbortSignal;
   /**
-   * Decodes the frames: the gateway's (tiles.decoder), whose worker pool keeps JPEG 2000 off the event
-   * loop and decodes several frames at once.
+   * Decodes the frames: the gateway's (tiles.decoder), whose worker pool decodes several frames at once
+   * off the event loop (JPEG with libjpeg-turbo at about half sharp's CPU per tile).
    * @default decoding on the calling thread
    */
   decoder?: Pick<FrameDecoder, 'decodeFrame'>;

@@ -9,7 +9,11 @@ import type { DecodedSamples, RgbImage } from './types.js';
  */
 export type ColourModel = 'rgb' | 'ybr-full' | 'monochrome1' | 'monochrome2';
 
-/** Converts decoded samples of any supported depth and layout to 8-bit interleaved RGB. */
+/**
+ * Converts decoded samples of any supported depth and layout to 8-bit interleaved RGB. Samples that
+ * already are 8-bit interleaved RGB are handed on without a copy (a 256 px tile is 192 KiB, and an
+ * embedding job decodes thousands a second): the image then shares their memory, so treat it as read-only.
+ */
 export function computeRgbImage(samples: DecodedSamples, colour: ColourModel): RgbImage {
   const { widthPx, heightPx, samplesPerPixel } = samples;
   const isMonochrome = colour === 'monochrome1' || colour === 'monochrome2';
@@ -18,6 +22,10 @@ export function computeRgbImage(samples: DecodedSamples, colour: ColourModel): R
   }
   const bytes = computeInterleaved8Bit(samples);
   const pixelCount = widthPx * heightPx;
+  if (colour === 'rgb') {
+    const view = bytes.subarray(0, pixelCount * 3);
+    return { data: Buffer.from(view.buffer, view.byteOffset, view.byteLength), widthPx, heightPx, channels: 3 };
+  }
   const rgb = Buffer.allocUnsafe(pixelCount * 3);
   if (isMonochrome) {
     const inversion = colour === 'monochrome1' ? 0xff : 0;
@@ -27,10 +35,8 @@ export function computeRgbImage(samples: DecodedSamples, colour: ColourModel): R
       rgb[pixel * 3 + 1] = grey;
       rgb[pixel * 3 + 2] = grey;
     }
-  } else if (colour === 'ybr-full') {
-    convertYbrFullToRgb(bytes, rgb, pixelCount);
   } else {
-    rgb.set(bytes.subarray(0, pixelCount * 3));
+    convertYbrFullToRgb(bytes, rgb, pixelCount);
   }
   return { data: rgb, widthPx, heightPx, channels: 3 };
 }

@@ -6,7 +6,7 @@ import { checkPixelFormat, computeColourModel } from './pixel-format.js';
 import { TransferSyntax, getCodecKind, isJpegBaselineSyntax } from './transfer-syntax.js';
 import type { FramePixelFormat, RgbImage } from './types.js';
 import { createDecodePool } from './decode-pool.js';
-import { decodeJ2kSamples, decodeJpegLsSamples } from './wasm-decode.js';
+import { decodeJ2kSamples, decodeJpegLsSamples, decodeJpegSamples } from './wasm-decode.js';
 import { runWasmDecode, type WasmDecodeRunner } from './wasm-run.js';
 
 /** Options for producing a browser JPEG. */
@@ -27,6 +27,8 @@ export interface JpegOptions {
  *   encapsulated frame's codestream.
  * @param runWasm where JPEG 2000 and JPEG-LS codestreams are decoded: by default on this thread; the
  *   gateway passes its decode pool's (see {@link createFrameDecoder}).
+ * @param isJpegInRunner JPEG frames too go to `runWasm` (libjpeg-turbo in WASM) instead of sharp: what
+ *   a decode pool does, where one JPEG tile costs about half the CPU sharp's pipeline does.
  * @throws CodecError when the syntax or pixel format is unsupported or the frame is corrupt.
  */
 export async function decodeFrame(
@@ -34,6 +36,7 @@ export async function decodeFrame(
   transferSyntaxUid: string,
   format: FramePixelFormat,
   runWasm: WasmDecodeRunner = runWasmDecode,
+  isJpegInRunner = false,
 ): Promise<RgbImage> {
   const kind = getCodecKind(transferSyntaxUid);
   if (kind === undefined) {
@@ -51,8 +54,11 @@ export async function decodeFrame(
       const samples = readNativeSamples(data, format, isBigEndian);
       return computeRgbImage(samples, computeColourModel(format, false));
     }
-    case 'jpeg':
-      return decodeJpegToRgb(data, format);
+    case 'jpeg': {
+      if (!isJpegInRunner) return decodeJpegToRgb(data, format);
+      const samples = await decodeJpegSamples(data, format, runWasm);
+      return computeRgbImage(samples, computeColourModel(format, true));
+    }
     case 'jpeg-ls': {
       const samples = await decodeJpegLsSamples(data, format, runWasm);
       return computeRgbImage(samples, computeColourModel(format, false));
@@ -89,11 +95,12 @@ export async function transcodeFrameToJpeg(
   format: FramePixelFormat,
   options: JpegOptions = {},
   runWasm: WasmDecodeRunner = runWasmDecode,
+  isJpegInRunner = false,
 ): Promise<Buffer> {
   if (isBrowserReady(transferSyntaxUid, format.photometricInterpretation)) {
     return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   }
-  return encodeJpeg(await decodeFrame(data, transferSyntaxUid, format, runWasm), options);
+  return encodeJpeg(await decodeFrame(data, transferSyntaxUid, format, runWasm, isJpegInRunner), options);
 }
 
 /** {@link decodeFrame} and {@link transcodeFrameToJpeg} with their WASM decodes in one place. */
@@ -106,24 +113,26 @@ export interface FrameDecoder {
 
 export interface FrameDecoderOptions {
   /**
-   * Worker threads for JPEG 2000 and JPEG-LS decodes (GATEWAY_DECODE_THREADS); 0 = on the calling
-   * thread, blocking it for each decode. Native and JPEG frames are decoded where they are asked
-   * for either way: sharp already runs JPEG off the event loop.
+   * Worker threads for JPEG 2000, JPEG-LS and JPEG decodes (GATEWAY_DECODE_THREADS); 0 = JPEG 2000 and
+   * JPEG-LS on the calling thread, blocking it for each decode, and JPEG with sharp (which runs it off
+   * the event loop, at about twice the CPU per tile). Native frames are decoded where they are asked for.
    */
   threads: number;
 }
 
 /**
  * The gateway's one way in for frame decodes: every WASM decode goes through the same pool, whose
- * workers start when the first JPEG 2000 or JPEG-LS frame needs them (many gateways never see one).
+ * workers start when the first frame needs them (a gateway serving JPEG slides to viewers never
+ * decodes one: their tiles go out as stored; embedding jobs decode every tile they cut).
  * Colour conversion and JPEG encoding stay on the calling thread.
  */
 export function createFrameDecoder({ threads }: FrameDecoderOptions): FrameDecoder {
   const pool = threads > 0 ? createDecodePool({ threads }) : undefined;
   const runWasm = pool ? pool.run : runWasmDecode;
+  const isJpegInRunner = pool !== undefined;
   return {
-    decodeFrame: (data, transferSyntaxUid, format) => decodeFrame(data, transferSyntaxUid, format, runWasm),
-    transcodeFrameToJpeg: (data, transferSyntaxUid, format, options) => transcodeFrameToJpeg(data, transferSyntaxUid, format, options, runWasm),
+    decodeFrame: (data, transferSyntaxUid, format) => decodeFrame(data, transferSyntaxUid, format, runWasm, isJpegInRunner),
+    transcodeFrameToJpeg: (data, transferSyntaxUid, format, options) => transcodeFrameToJpeg(data, transferSyntaxUid, format, options, runWasm, isJpegInRunner),
     close: async () => pool?.close(),
   };
 }

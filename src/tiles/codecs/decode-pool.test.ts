@@ -108,11 +108,40 @@ describe('decoding through a pool of real WASM workers', () => {
   });
   afterAll(() => Promise.all([pool.close(), decoder.close()]));
 
-  it('starts no worker for a JPEG baseline frame', async () => {
+  it('leaves a JPEG frame to sharp, starting no worker, unless JPEG is asked to go to the runner', async () => {
     const [jpeg] = await readEncodedInstances(join(sharedWsiDir, 'public/google-ezwsi'));
     const image = await decodeFrame(jpeg!.frames[0]!, jpeg!.transferSyntaxUid, jpeg!.format, pool.run);
     expect(image.widthPx).toBe(jpeg!.format.columns);
     expect(pool.stats().workers).toBe(0);
+  });
+
+  it('decodes JPEG frames (YBR_FULL_422 and RGB, several slides) in the pool to exactly the pixels sharp gives', async () => {
+    const slides = ['cmu1-t256-q90', 'cmu1-default', 'public/google-ezwsi', 'public/google-wsi2dcm'];
+    const checked = new Set<string>();
+    for (const slide of slides) {
+      for (const { frames, transferSyntaxUid, format } of await readEncodedInstances(join(sharedWsiDir, slide))) {
+        if (transferSyntaxUid !== TransferSyntax.jpegBaseline) continue;
+        // A spread of frames per instance: first, middle, last.
+        for (const frame of [frames[0]!, frames[frames.length >> 1]!, frames.at(-1)!]) {
+          const [pooled, bySharp] = await Promise.all([decoder.decodeFrame(frame, transferSyntaxUid, format), decodeFrame(frame, transferSyntaxUid, format)]);
+          expect([pooled.widthPx, pooled.heightPx]).toEqual([bySharp.widthPx, bySharp.heightPx]);
+          expect(pooled.data.equals(bySharp.data)).toBe(true);
+        }
+        checked.add(`${slide} ${format.photometricInterpretation}`);
+      }
+    }
+    expect([...checked].some((s) => s.endsWith('YBR_FULL_422'))).toBe(true);
+    expect(checked.size).toBeGreaterThanOrEqual(4);
+  }, 60_000);
+
+  it('rejects a corrupt JPEG frame in the pool with a CodecError, then decodes good frames', async () => {
+    const [jpeg] = await readEncodedInstances(join(sharedWsiDir, 'cmu1-t256-q90'));
+    const { frames, transferSyntaxUid, format } = jpeg!;
+    const truncated = frames[5]!.subarray(0, 300);
+    await expect(decoder.decodeFrame(truncated, transferSyntaxUid, format)).rejects.toThrow(CodecError);
+    await expect(decoder.decodeFrame(Buffer.from('no JPEG here'), transferSyntaxUid, format)).rejects.toThrow(/could not be decoded/);
+    const good = await decoder.decodeFrame(frames[5]!, transferSyntaxUid, format);
+    expect(good.data.equals((await decodeFrame(frames[5]!, transferSyntaxUid, format)).data)).toBe(true);
   });
 
   it('decodes every JPEG 2000 frame of cmu1-t256-j2k to exactly the pixels of a main-thread decode', async () => {

@@ -1,8 +1,9 @@
 /**
- * A small pool of worker threads that run the WASM step of JPEG 2000 / JPEG-LS decodes
+ * A small pool of worker threads that run the WASM step of JPEG 2000 / JPEG-LS / JPEG decodes
  * (wasm-run.ts), so that several frames decode at once on several cores and the event loop stays
  * free: a 256 px lossless J2K frame holds its thread for 15-25 ms, and on the main thread no other
- * request, not even a warm tile, is answered meanwhile.
+ * request, not even a warm tile, is answered meanwhile. JPEG tiles (about 1 ms each) come here from
+ * embedding jobs, which decode thousands a second.
  */
 import { Worker } from 'node:worker_threads';
 import { ClosingError, CodecError } from '../../errors.js';

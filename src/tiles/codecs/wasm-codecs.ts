@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 
 /**
- * The two emscripten codecs (@cornerstonejs/codec-openjpeg and codec-charls, decode-only builds),
+ * The emscripten codecs (@cornerstonejs/codec-openjpeg, codec-charls and codec-libjpeg-turbo-8bit, decode-only builds),
  * loaded lazily once per thread (module state is per thread: each decode pool worker has its own).
  * They are pure codecs with no configuration, so a module-level instance is safe to share. The packages ship no typings; the interfaces below are the part of
  * their embind API we use (see packages/openjpeg/src/jslib-decode.cpp and
@@ -43,6 +43,9 @@ export interface JpegLsDecoder extends WasmDecoder {
   getNearLossless(): number;
 }
 
+/** libjpeg-turbo's decoder: RGB out for colour frames (libjpeg converts YCbCr), one channel for grey. */
+export type JpegDecoder = WasmDecoder;
+
 interface EmscriptenModule {
   /** The whole WASM memory; it only grows. */
   HEAPU8: Uint8Array;
@@ -56,6 +59,10 @@ export interface CharLsModule extends EmscriptenModule {
   JpegLSDecoder: new () => JpegLsDecoder;
   /** CharLS throws C++ exceptions, which reach JS as a pointer; this reads their what(). */
   getExceptionMessage(exceptionPointer: number): string;
+}
+
+export interface LibJpegTurboModule extends EmscriptenModule {
+  JPEGDecoder: new () => JpegDecoder;
 }
 
 interface EmscriptenOptions {
@@ -137,8 +144,13 @@ export const charLs = new WasmCodec<CharLsModule>(
   '@cornerstonejs/codec-charls/decodewasm',
 );
 
+export const libJpegTurbo = new WasmCodec<LibJpegTurboModule>(
+  '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs',
+  '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasm',
+);
+
 /** Size of each codec's WASM memory in bytes (it only grows): lets tests detect leaks. */
-export async function readWasmMemoryBytes(): Promise<{ openJpeg: number; charLs: number }> {
-  const [openJpegModule, charLsModule] = await Promise.all([openJpeg.load(), charLs.load()]);
-  return { openJpeg: openJpegModule.HEAPU8.byteLength, charLs: charLsModule.HEAPU8.byteLength };
+export async function readWasmMemoryBytes(): Promise<{ openJpeg: number; charLs: number; libJpegTurbo: number }> {
+  const [openJpegModule, charLsModule, libJpegTurboModule] = await Promise.all([openJpeg.load(), charLs.load(), libJpegTurbo.load()]);
+  return { openJpeg: openJpegModule.HEAPU8.byteLength, charLs: charLsModule.HEAPU8.byteLength, libJpegTurbo: libJpegTurboModule.HEAPU8.byteLength };
 }

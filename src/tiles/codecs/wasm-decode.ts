@@ -64,6 +64,16 @@ export async function decodeJpegLsSamples(
   return describeSamples(info, pixels, format, format.pixelRepresentation === 1, isPlanar);
 }
 
+/**
+ * Decodes a JPEG baseline/extended (8-bit) frame with libjpeg-turbo, run by `runWasm`. libjpeg converts
+ * YCbCr to RGB itself, choosing by the JFIF/Adobe markers and component ids, exactly as sharp's libjpeg
+ * does (the pixels are identical); the caller treats colour output as RGB whatever the photometric says.
+ */
+export async function decodeJpegSamples(data: Uint8Array, format: FramePixelFormat, runWasm: WasmDecodeRunner): Promise<DecodedSamples> {
+  const { info, pixels } = await runWasm({ codec: 'jpeg', data });
+  return describeSamples(info, pixels, format, false, false);
+}
+
 /** Checks the decoded image against the metadata: a mismatch would misplace or garble the tile. */
 function describeSamples(
   info: WasmFrameInfo,

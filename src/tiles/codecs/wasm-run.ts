@@ -1,8 +1,10 @@
 import { CodecError } from '../../errors.js';
 import {
   charLs,
+  libJpegTurbo,
   openJpeg,
   type CharLsModule,
+  type LibJpegTurboModule,
   type OpenJpegModule,
   type WasmCodec,
   type WasmDecoder,
@@ -10,13 +12,14 @@ import {
 } from './wasm-codecs.js';
 
 /**
- * The WASM step of a JPEG 2000 / JPEG-LS decode and nothing else: codestream in, samples and what the
- * codec says about them out. It is the part that blocks its thread for tens of milliseconds, so it is
- * what the decode pool's workers run (decode-worker.ts); reading the metadata and deciding colour stay
- * with the caller (wasm-decode.ts). Everything here crosses a thread boundary as structured clone.
+ * The WASM step of a JPEG 2000 / JPEG-LS / JPEG decode and nothing else: codestream in, samples and what
+ * the codec says about them out. It is the part that blocks its thread (tens of milliseconds for JPEG
+ * 2000, one for a JPEG tile), so it is what the decode pool's workers run (decode-worker.ts); reading the
+ * metadata and deciding colour stay with the caller (wasm-decode.ts). Everything here crosses a thread
+ * boundary as structured clone.
  */
 
-export type WasmCodecKind = 'jpeg2000' | 'jpeg-ls';
+export type WasmCodecKind = 'jpeg2000' | 'jpeg-ls' | 'jpeg';
 
 export interface WasmDecodeRequest {
   codec: WasmCodecKind;
@@ -28,9 +31,9 @@ export interface WasmDecodeResult {
   info: WasmFrameInfo;
   /** The decoded samples, in a buffer of their own (not a view of WASM memory). */
   pixels: Uint8Array;
-  /** OpenJPEG's OPJ_COLOR_SPACE after decoding; undefined for JPEG-LS. */
+  /** OpenJPEG's OPJ_COLOR_SPACE after decoding; undefined for the others. */
   colourSpace: number | undefined;
-  /** CharLS's interleave mode (0 = planar); undefined for JPEG 2000. */
+  /** CharLS's interleave mode (0 = planar); undefined for the others. */
   interleaveMode: number | undefined;
 }
 
@@ -42,7 +45,14 @@ export type WasmDecodeRunner = (request: WasmDecodeRequest) => Promise<WasmDecod
  * @throws CodecError when the codec fails or reports an error.
  */
 export async function runWasmDecode(request: WasmDecodeRequest): Promise<WasmDecodeResult> {
-  return request.codec === 'jpeg2000' ? runOpenJpeg(request.data) : runCharLs(request.data);
+  switch (request.codec) {
+    case 'jpeg2000':
+      return runOpenJpeg(request.data);
+    case 'jpeg-ls':
+      return runCharLs(request.data);
+    case 'jpeg':
+      return runLibJpegTurbo(request.data);
+  }
 }
 
 /**
@@ -73,12 +83,24 @@ async function runCharLs(data: Uint8Array): Promise<WasmDecodeResult> {
   }
 }
 
+/** libjpeg reports a corrupt stream by throwing a C++ exception this build gives no message for. */
+async function runLibJpegTurbo(data: Uint8Array): Promise<WasmDecodeResult> {
+  const module = await libJpegTurbo.load();
+  const decoder = new module.JPEGDecoder();
+  try {
+    const { info, pixels } = runDecoder(libJpegTurbo, data, decoder, () => 'corrupt or unsupported JPEG stream');
+    return { info, pixels, colourSpace: undefined, interleaveMode: undefined };
+  } finally {
+    decoder.delete();
+  }
+}
+
 /**
  * Copies the frame into WASM memory, decodes it, and turns every way of failing into a CodecError.
  * `readExceptionMessage` reads a thrown C++ exception (CharLS reports errors that way).
  */
 function runDecoder(
-  codec: Pick<WasmCodec<OpenJpegModule | CharLsModule>, 'captureMessages' | 'discard'>,
+  codec: Pick<WasmCodec<OpenJpegModule | CharLsModule | LibJpegTurboModule>, 'captureMessages' | 'discard'>,
   data: Uint8Array,
   decoder: WasmDecoder,
   readExceptionMessage?: (exceptionPointer: number) => string,
