@@ -12,8 +12,8 @@ import type { WasmDecodeRequest } from './wasm-run.js';
 const fakeWorkerUrl = new URL('../../../test/support/fake-decode-worker.mjs', import.meta.url);
 const pools: DecodePool[] = [];
 
-function createFakePool(threads: number): DecodePool {
-  const pool = createDecodePool({ threads, workerUrl: fakeWorkerUrl });
+function createFakePool(threads: number, decodeTimeoutMs?: number): DecodePool {
+  const pool = createDecodePool({ threads, workerUrl: fakeWorkerUrl, decodeTimeoutMs });
   pools.push(pool);
   return pool;
 }
@@ -59,6 +59,18 @@ describe('decode pool (fake workers)', () => {
     expect(crashed.status === 'rejected' && (crashed.reason as Error).message).toMatch(/exited with code 3/);
     expect(next.status).toBe('fulfilled');
     expect(pool.stats()).toEqual({ workers: 1, busy: 0, queued: 0 });
+  });
+
+  it('fails a decode that runs past the timeout, stops its worker and runs the queue on a fresh one', async () => {
+    const pool = createFakePool(1, 150);
+    // Blocks its worker for 2 s, as a codestream crafted to loop would (for ever).
+    const [stuck, queued] = await Promise.allSettled([pool.run(fakeRequest('b', 200)), pool.run(fakeRequest('o'))]);
+    expect(stuck.status === 'rejected' && stuck.reason).toBeInstanceOf(CodecError);
+    expect(stuck.status === 'rejected' && (stuck.reason as Error).message).toMatch(/longer than 0.15 s/);
+    expect(queued.status).toBe('fulfilled');
+    expect(pool.stats()).toEqual({ workers: 1, busy: 0, queued: 0 });
+    // A quick decode is not touched by the timer of the one before.
+    await expect(pool.run(fakeRequest('b', 5))).resolves.toBeDefined();
   });
 
   it('fails the decode of a worker that throws, without crashing the process', async () => {

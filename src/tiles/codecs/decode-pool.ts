@@ -18,6 +18,13 @@ export interface DecodePoolOptions {
    * @default decode-worker.mjs beside this file
    */
   workerUrl?: URL;
+  /**
+   * A decode still running after this long fails with CodecError and its worker is stopped and
+   * replaced: a WASM decode cannot be interrupted, and a codestream crafted to loop would otherwise
+   * hold its thread for good. A 256 px tile takes 1-25 ms, a 2,000 px overview in JPEG 2000 about a second.
+   * @default 20 s
+   */
+  decodeTimeoutMs?: number;
 }
 
 export interface DecodePoolStats {
@@ -53,11 +60,15 @@ interface Slot {
   job: Job | undefined;
   /** Why the worker died, when it reported it before exiting. */
   failure: unknown;
+  /** Fails the running decode when it takes too long. */
+  timer: NodeJS.Timeout | undefined;
+  /** Stopped after a timeout and on its way out: given no more decodes. */
+  retired: boolean;
 }
 
 const DEFAULT_WORKER_URL = new URL('./decode-worker.mjs', import.meta.url);
 
-export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL }: DecodePoolOptions): DecodePool {
+export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, decodeTimeoutMs = 20_000 }: DecodePoolOptions): DecodePool {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`A decode pool needs at least 1 thread, not ${threads}`);
   const slots = new Set<Slot>();
   const queue: Job[] = [];
@@ -65,7 +76,7 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL }: De
 
   function dispatch(): void {
     while (queue.length > 0 && !closing) {
-      let slot = [...slots].find((s) => s.job === undefined);
+      let slot = [...slots].find((s) => s.job === undefined && !s.retired);
       if (!slot) {
         if (slots.size >= threads) return;
         slot = startWorker();
@@ -84,10 +95,20 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL }: De
     // would detach the cached frame.
     const data = new Uint8Array(job.request.data);
     slot.worker.postMessage({ codec: job.request.codec, data } satisfies WasmDecodeRequest, [data.buffer]);
+    slot.timer = setTimeout(() => timeOut(slot), decodeTimeoutMs).unref();
+  }
+
+  /** Fails the decode now and stops its worker; the exit handler starts a fresh one for the queue. */
+  function timeOut(slot: Slot): void {
+    const job = slot.job;
+    slot.job = undefined;
+    slot.retired = true;
+    job?.reject(new CodecError(`The decode took longer than ${decodeTimeoutMs / 1000} s; its worker was stopped`));
+    void slot.worker.terminate();
   }
 
   function startWorker(): Slot {
-    const slot: Slot = { worker: new Worker(workerUrl, { name: 'wasm-decode' }), job: undefined, failure: undefined };
+    const slot: Slot = { worker: new Worker(workerUrl, { name: 'wasm-decode' }), job: undefined, failure: undefined, timer: undefined, retired: false };
     slots.add(slot);
     slot.worker.unref();
     slot.worker.on('message', (reply: DecodeReply) => settle(slot, reply));
@@ -95,6 +116,7 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL }: De
     slot.worker.on('error', (error) => (slot.failure = error));
     slot.worker.on('messageerror', (error) => (slot.failure = error));
     slot.worker.on('exit', (exitCode) => {
+      clearTimeout(slot.timer);
       slots.delete(slot);
       const job = slot.job;
       slot.job = undefined;
@@ -106,6 +128,7 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL }: De
   }
 
   function settle(slot: Slot, reply: DecodeReply): void {
+    clearTimeout(slot.timer);
     const job = slot.job;
     slot.job = undefined;
     slot.worker.unref();
