@@ -16,7 +16,7 @@ import {
   type FramePixelFormat,
 } from './codecs/index.js';
 import { hasMultipleComponentTransform } from './codecs/j2k-header.js';
-import { readWasmMemoryBytes } from './codecs/wasm-codecs.js';
+import { charLs, libJpegTurbo, openJpeg } from './codecs/wasm-codecs.js';
 import { runWasmDecode } from './codecs/wasm-run.js';
 
 // Real frames from ../shared/wsi (see PROVENANCE.md), checked against independent decoders: libvips
@@ -354,10 +354,10 @@ describe.skipIf(!hasDcmtk)('against dcmtk (needs dcmj2pnm, dcmdjpls, dcmcjpls)',
       }
     };
     await decodeMany(12);
-    const before = (await readWasmMemoryBytes()).charLs;
+    const before = (await charLs.readMemoryBytes());
     // Leaking a frame's buffers (~300 KB) per decode would outgrow the heap many times over.
     await decodeMany(240);
-    expect((await readWasmMemoryBytes()).charLs).toBe(before);
+    expect((await charLs.readMemoryBytes())).toBe(before);
   }, 30_000);
 
   it('does not grow libjpeg-turbo memory over hundreds of JPEG decodes, corrupt ones among them', async () => {
@@ -373,9 +373,9 @@ describe.skipIf(!hasDcmtk)('against dcmtk (needs dcmj2pnm, dcmdjpls, dcmcjpls)',
       }
     };
     await decodeMany(20);
-    const before = (await readWasmMemoryBytes()).libJpegTurbo;
+    const before = (await libJpegTurbo.readMemoryBytes());
     await decodeMany(400);
-    expect((await readWasmMemoryBytes()).libJpegTurbo).toBe(before);
+    expect((await libJpegTurbo.readMemoryBytes())).toBe(before);
   }, 30_000);
 
   it.each([
@@ -526,9 +526,9 @@ describe('WASM memory', () => {
       }
     };
     await decodeMany(12);
-    const before = (await readWasmMemoryBytes()).openJpeg;
+    const before = (await openJpeg.readMemoryBytes());
     // Leaking a frame's buffers (~280 KB) per decode would outgrow the 50 MB initial heap.
     await decodeMany(240);
-    expect((await readWasmMemoryBytes()).openJpeg).toBe(before);
+    expect((await openJpeg.readMemoryBytes())).toBe(before);
   }, 30_000);
 });

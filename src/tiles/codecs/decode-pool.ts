@@ -74,9 +74,15 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, deco
   const queue: Job[] = [];
   let closing: Promise<void> | undefined;
 
+  /** A started worker free for a decode (no array per call: embedding jobs dispatch thousands a second). */
+  function findIdleSlot(): Slot | undefined {
+    for (const slot of slots) if (slot.job === undefined && !slot.retired) return slot;
+    return undefined;
+  }
+
   function dispatch(): void {
     while (queue.length > 0 && !closing) {
-      let slot = [...slots].find((s) => s.job === undefined && !s.retired);
+      let slot = findIdleSlot();
       if (!slot) {
         if (slots.size >= threads) return;
         slot = startWorker();

@@ -110,6 +110,11 @@ export class WasmCodec<Module extends EmscriptenModule> {
     this.#module = undefined;
   }
 
+  /** Size of its WASM memory in bytes (it only grows): lets tests detect leaks. Loads the codec. */
+  async readMemoryBytes(): Promise<number> {
+    return (await this.load()).HEAPU8.byteLength;
+  }
+
   /** Runs a synchronous decoder call, returning what the codec printed while it ran. */
   captureMessages(call: () => void): string[] {
     const messages: string[] = [];
@@ -148,9 +153,3 @@ export const libJpegTurbo = new WasmCodec<LibJpegTurboModule>(
   '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs',
   '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasm',
 );
-
-/** Size of each codec's WASM memory in bytes (it only grows): lets tests detect leaks. */
-export async function readWasmMemoryBytes(): Promise<{ openJpeg: number; charLs: number; libJpegTurbo: number }> {
-  const [openJpegModule, charLsModule, libJpegTurboModule] = await Promise.all([openJpeg.load(), charLs.load(), libJpegTurbo.load()]);
-  return { openJpeg: openJpegModule.HEAPU8.byteLength, charLs: charLsModule.HEAPU8.byteLength, libJpegTurbo: libJpegTurboModule.HEAPU8.byteLength };
-}
