@@ -6,12 +6,15 @@
 export class GatewayError extends Error {
   readonly code: string;
   readonly status: number;
+  /** Sent as the answer's Retry-After (whole seconds): when to try again, where someone said. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: string, status: number, message: string, options?: { cause?: unknown }) {
+  constructor(code: string, status: number, message: string, options?: { cause?: unknown; retryAfterSeconds?: number | undefined }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
     this.status = status;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
 
@@ -31,7 +34,7 @@ export class NotFoundError extends GatewayError {
 
 /** The PACS answered with an error, closed the connection, or sent something we cannot read. */
 export class UpstreamError extends GatewayError {
-  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+  constructor(message: string, options?: { cause?: unknown; code?: string; retryAfterSeconds?: number | undefined }) {
     super(options?.code ?? 'UPSTREAM_FAILED', 502, message, options);
   }
 }

@@ -10,6 +10,7 @@ export function createErrorHandler(logger: Logger) {
       if (error.status >= 500) {
         logger.warn({ code: error.code, path: c.req.path, cause: error.cause instanceof Error ? error.cause.message : undefined }, error.message);
       }
+      if (error.retryAfterSeconds !== undefined) c.header('retry-after', String(error.retryAfterSeconds));
       return c.json({ error: { code: error.code, message: error.message } }, error.status as ContentfulStatusCode);
     }
     logger.error({ err: error, path: c.req.path }, 'unexpected error');

@@ -59,6 +59,20 @@ describe('DICOMweb source under faults', () => {
     expect(retries).toEqual(['frames', 'frames', 'frames']);
   });
 
+  it("honours a 429's Retry-After, and hands a longer one on to the caller without waiting", async () => {
+    const busy = (seconds: string) => (_: IncomingMessage, res: ServerResponse) => void res.writeHead(429, { 'retry-after': seconds }).end('slow down');
+    const sleeps: number[] = [];
+    const retryDeps = { now: () => 0, sleep: async (ms: number) => void sleeps.push(ms), random: () => 0 };
+    const pacs = await startPacs(busy('1'), (_, res) => answerFrame(res), busy('120'));
+    const { source } = open(pacs.url, { retries: 2, retryDeps });
+    expect((await source.readFrames(REF, [1])).map((f) => f.data)).toEqual([FRAME]);
+    expect(sleeps).toEqual([1000]);
+    const refused = await source.readFrames(REF, [1]).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ status: 502, upstreamStatus: 429, retryAfterSeconds: 120 });
+    expect((refused as Error).message).toContain('retry after 120 s');
+    expect(pacs.requests()).toBe(3);
+  });
+
   it('never retries a 404 or a 400', async () => {
     const pacs = await startPacs(status(404), status(400));
     const { source } = open(pacs.url);

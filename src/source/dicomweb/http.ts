@@ -10,7 +10,7 @@ import type { Dispatcher } from 'undici';
 import { NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../errors.js';
 import type { UpstreamAuth } from '../../config/index.js';
 import type { UpstreamRequestEvent, UpstreamRequestObserver } from '../types.js';
-import { UpstreamStatusError } from './retry.js';
+import { parseRetryAfterMs, UpstreamStatusError } from './retry.js';
 
 export interface HttpClientOptions {
   baseUrl: string;
@@ -148,7 +148,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       throw new UpstreamStatusError(`The PACS refused the ${what} request (${status}): check DICOMWEB_AUTH and credentials`, status, { code: 'UPSTREAM_UNAUTHORIZED' });
     }
     if (status === 408 || status === 504) throw new UpstreamTimeoutError(`The PACS timed out on the ${what} request (${status})`);
-    throw new UpstreamStatusError(`The PACS answered ${status} to the ${what} request`, status);
+    const retryAfter = response.headers['retry-after'];
+    const retryAfterMs = parseRetryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+    throw new UpstreamStatusError(`The PACS answered ${status} to the ${what} request${retryAfterMs === undefined ? '' : ` (retry after ${Math.ceil(retryAfterMs / 1000)} s)`}`, status, { retryAfterMs });
   }
 
   const get = (path: string, options: GetOptions) => send(path, options, 'GET');

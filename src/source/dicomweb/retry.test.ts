@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequestError, NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../errors.js';
-import { computeBackoffMs, isRetryableError, MIN_ATTEMPT_MS, runWithRetry, UNAVAILABLE_CODE, UpstreamStatusError, type RetryDeps, type RetryPolicy } from './retry.js';
+import { computeBackoffMs, isRetryableError, MIN_ATTEMPT_MS, parseRetryAfterMs, runWithRetry, UNAVAILABLE_CODE, UpstreamStatusError, type RetryDeps, type RetryPolicy } from './retry.js';
 
 /** A clock that only moves when the code under test sleeps or a try "takes" time. */
 function fakeDeps(random = 0.5): RetryDeps & { nowMs: number; sleeps: number[] } {
@@ -44,7 +44,59 @@ describe('computeBackoffMs', () => {
   });
 });
 
+describe('parseRetryAfterMs', () => {
+  const now = Date.parse('2026-11-22T10:00:00Z');
+  it.each([
+    ['delay-seconds', '3', 3000],
+    ['zero', '0', 0],
+    ['spaces around', ' 12 ', 12_000],
+    ['an HTTP-date', 'Sun, 22 Nov 2026 10:00:05 GMT', 5000],
+    ['a date already past', 'Sun, 22 Nov 2026 09:59:00 GMT', 0],
+    ['more than a day', '999999999', 86_400_000],
+    ['absent', undefined, undefined],
+    ['empty', '', undefined],
+    ['a negative number', '-5', undefined],
+    ['a fraction', '1.5', undefined],
+    ['text', 'soon', undefined],
+  ])('%s (%j)', (_, value, expected) => {
+    expect(parseRetryAfterMs(value, now)).toBe(expected);
+  });
+});
+
 describe('runWithRetry', () => {
+  it("waits at least the PACS's Retry-After before trying again", async () => {
+    const deps = fakeDeps(0); // a backoff of 0 on its own
+    let tries = 0;
+    const result = await runWithRetry(async () => {
+      if (++tries === 1) throw new UpstreamStatusError('429', 429, { retryAfterMs: 1500 });
+      return 'ok';
+    }, { ...policy, deadlineMs: 5000 }, { deps });
+    expect(result).toBe('ok');
+    expect(deps.sleeps).toEqual([1500]);
+  });
+
+  it('fails at once, with the Retry-After, when the PACS asks for more than a retry may wait', async () => {
+    const deps = fakeDeps();
+    let tries = 0;
+    const failure = await runWithRetry(async () => {
+      tries++;
+      throw new UpstreamStatusError('503', 503, { retryAfterMs: 30_000 });
+    }, { ...policy, deadlineMs: 60_000 }, { deps }).catch((error: unknown) => error);
+    expect(tries).toBe(1);
+    expect(deps.sleeps).toEqual([]);
+    expect(failure).toMatchObject({ upstreamStatus: 503, retryAfterSeconds: 30, status: 502 });
+  });
+
+  it('does not retry when the Retry-After would run past the deadline', async () => {
+    const deps = fakeDeps(0);
+    let tries = 0;
+    await expect(runWithRetry(async () => {
+      tries++;
+      throw new UpstreamStatusError('429', 429, { retryAfterMs: 1950 }); // 50 ms would be left for the try
+    }, policy, { deps })).rejects.toThrow('429');
+    expect(tries).toBe(1);
+  });
+
   it('retries retryable failures and returns the first success', async () => {
     const deps = fakeDeps();
     const seen: number[] = [];

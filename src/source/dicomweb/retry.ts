@@ -7,7 +7,9 @@
  * Backoff is exponential with full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter"):
  * the wait is uniform in [0, cap], so the many tiles of one viewer that failed together do not come
  * back together. Every try and wait fits in one overall deadline, so retries never turn one timeout
- * into (retries + 1) timeouts.
+ * into (retries + 1) timeouts. A PACS that says when to come back (Retry-After on a 429 or 503, as
+ * Google Cloud Healthcare's quotas and dcm4chee behind a proxy do) is not asked sooner; if it asks for
+ * longer than a retry may wait (maxDelayMs), the caller gets the failure at once, with that Retry-After.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { NotFoundError, UpstreamError, UpstreamTimeoutError } from '../../errors.js';
@@ -33,13 +35,33 @@ export const MIN_ATTEMPT_MS = 100;
  * (a refused credential, a bad request) would only fail again.
  */
 export class UpstreamStatusError extends UpstreamError {
+  /** The PACS's Retry-After, in ms from when it answered. */
+  readonly retryAfterMs: number | undefined;
+
   constructor(
     message: string,
     readonly upstreamStatus: number,
-    options?: { code?: string },
+    options?: { code?: string; retryAfterMs?: number | undefined },
   ) {
-    super(message, options);
+    const retryAfterMs = options?.retryAfterMs;
+    super(message, { code: options?.code, retryAfterSeconds: retryAfterMs === undefined ? undefined : Math.ceil(retryAfterMs / 1000) });
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/** Longest Retry-After taken from a PACS: a day. A larger value is as good as "not now". */
+const MAX_RETRY_AFTER_MS = 86_400_000;
+
+/**
+ * A Retry-After header (RFC 9110 §10.2.3) as ms from `nowMs`: delay-seconds or an HTTP-date, a date
+ * already past as 0; undefined when absent or unreadable.
+ */
+export function parseRetryAfterMs(value: string | undefined, nowMs: number = Date.now()): number | undefined {
+  const text = value?.trim();
+  if (!text) return undefined;
+  // An HTTP-date starts with a day name; Date.parse alone would take "-5" or "1.5" for dates too.
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : /^[A-Za-z]/.test(text) ? Date.parse(text) - nowMs : NaN;
+  return Number.isNaN(ms) ? undefined : Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
 }
 
 /** UPSTREAM_UNAVAILABLE: the circuit breaker refused the request without asking the PACS. */
@@ -105,7 +127,9 @@ export async function runWithRetry<T>(operation: (attempt: Attempt) => Promise<T
       return await operation({ attempt, timeoutMs: Math.max(1, Math.floor(Math.min(policy.attemptTimeoutMs, leftMs))) });
     } catch (error) {
       if (signal?.aborted || attempt > policy.retries || !isRetryableError(error)) throw error;
-      const delayMs = computeBackoffMs(attempt, policy, deps.random);
+      const askedMs = error instanceof UpstreamStatusError ? error.retryAfterMs : undefined;
+      if (askedMs !== undefined && askedMs > policy.maxDelayMs) throw error;
+      const delayMs = Math.max(computeBackoffMs(attempt, policy, deps.random), askedMs ?? 0);
       if (deadlineAt - deps.now() - delayMs < MIN_ATTEMPT_MS) throw error;
       onRetry?.(error, attempt, delayMs);
       await deps.sleep(delayMs, signal);
