@@ -15,7 +15,7 @@ import { startOrthanc, type OrthancServer } from '../test/support/orthanc.js';
 import { makeLargeSlide, readDicomFileFacts } from '../test/support/wsi-data.js';
 import { startCountingProxy } from './support/count-proxy.js';
 import { readGatewayProblems, startGateway, type GatewayProcess } from './support/gateway-process.js';
-import { extractFirstPart, fetchBytes, runPass } from './support/load.js';
+import { extractFirstPart, fetchBytes, runPass, selectMedianPass } from './support/load.js';
 import { formatReport, writeReport, type TileBenchResults } from './support/report.js';
 import { computeGridViewerOrder, computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
 import { runWrk } from './support/wrk.js';
@@ -25,6 +25,12 @@ const concurrency = 8;
 /** Direct single-frame WADO-RS runs at tens of tiles/s: a cold pass over this many tiles says enough. */
 const wadoColdTiles = 600;
 const wrkSeconds = { main: 10, wado: 5 };
+/**
+ * Cold passes of each target straight to level 0, alternating, each on a fresh Orthanc (and gateway):
+ * one cold pass varies by ±20 % here from run to run, so the ratio compares medians.
+ * `BENCH_TILES_ROUNDS=5 npm run bench:tiles` for more.
+ */
+const coldRounds = Math.max(1, Number(process.env.BENCH_TILES_ROUNDS ?? 3) || 3);
 /** Tiles compared byte for byte across the three paths. */
 const checkedTiles = 30;
 /** Orthanc's default transfer syntax for `image/jpeg` frames is lossless JPEG: ask for the stored baseline. */
@@ -189,6 +195,20 @@ async function main(): Promise<void> {
       }),
     );
 
+    if (coldRounds > 1) step(`cold passes 2 to ${coldRounds} of each target, alternating (a fresh Orthanc, and a fresh gateway process, each)`);
+    const coldRuns = { plugin: [plugin.cold], gateway: [gateway.cold] };
+    for (let round = 1; round < coldRounds; round++) {
+      coldRuns.plugin.push(await withOrthanc(storageDir, (orthanc) => runPass(urls(orthanc.baseUrl, pluginPath), { concurrency })));
+      coldRuns.gateway.push(
+        await withOrthanc(storageDir, (orthanc) =>
+          withGateway(orthanc.dicomwebUrl, join(runDir, 'gateway-rounds.log'), async (gw) => {
+            await getJson(`${gw.baseUrl}/api/slides/${study}/${series}`);
+            return runPass(urls(gw.baseUrl, gatewayPath), { concurrency });
+          }),
+        ),
+      );
+    }
+
     step('zooming in: levels above 0 top-down, then level 0, on a fresh Orthanc (plugin) and a fresh gateway process');
     const zoom = await measureZoomIn(storageDir, join(runDir, 'gateway-zoom.log'), { study, series, orthancSeriesId, order, gatewayPath, pluginPath });
 
@@ -216,7 +236,7 @@ async function main(): Promise<void> {
         `gateway TILE_PREFETCH_FRAMES ${prefetchFrames ?? 'default'}, Node ${process.version}, Orthanc ${loaded.orthancVersion} (DICOMweb plugin with Full metadata, WSI plugin)`,
       slide: { widthPx: map.widthPx, heightPx: map.heightPx, gridCols: map.gridCols, gridRows: map.gridRows, tiles: order.length, level0Instances: map.instances.length },
       openMs: { gateway: gateway.openMs, plugin: plugin.openMs },
-      cold: { gateway: gateway.cold, plugin: plugin.cold, wado: wado.cold },
+      cold: { gateway: selectMedianPass(coldRuns.gateway), plugin: selectMedianPass(coldRuns.plugin), wado: wado.cold, rounds: coldRuns },
       zoom,
       second: { gateway: gateway.second, plugin: plugin.second },
       warm: { gateway: gateway.warm, plugin: plugin.warm, wado: wado.warm },
@@ -226,7 +246,7 @@ async function main(): Promise<void> {
         memoryAfterOpen: gateway.memoryAfterOpen,
         memory: gateway.memory,
         level0JpegBytes: gateway.cold.bytes,
-        problems: (await Promise.all([gatewayLog, join(runDir, 'gateway-zoom.log'), join(runDir, 'gateway-counted.log')].map(readGatewayProblems))).flat(),
+        problems: (await Promise.all(['gateway.log', 'gateway-rounds.log', 'gateway-zoom.log', 'gateway-counted.log'].map((log) => readGatewayProblems(join(runDir, log))))).flat(),
         counted: wado.counted,
       },
       check: gateway.check,

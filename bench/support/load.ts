@@ -73,6 +73,12 @@ export async function runPass(urls: readonly string[], { concurrency = 8, header
   return { requests: urls.length, seconds, bytes, failures, firstFailure, latenciesMs };
 }
 
+/** The pass of median time (the slower of the middle two for an even count): a figure measured, not averaged. */
+export function selectMedianPass(passes: readonly PassResult[]): PassResult {
+  if (passes.length === 0) throw new Error('no passes to take the median of');
+  return [...passes].sort((a, b) => a.seconds - b.seconds)[Math.floor(passes.length / 2)]!;
+}
+
 /** The p-th percentile (0-100) of an ascending list, nearest rank; NaN for an empty list. */
 export function percentile(sortedAscending: readonly number[], p: number): number {
   if (sortedAscending.length === 0) return NaN;

@@ -25,7 +25,8 @@ export interface TileBenchResults {
   readonly slide: { widthPx: number; heightPx: number; gridCols: number; gridRows: number; tiles: number; level0Instances: number };
   /** Opening the slide, before any tile: gateway descriptor and plugin pyramid, each on a fresh Orthanc. */
   readonly openMs: { gateway: number; plugin: number };
-  readonly cold: { gateway: PassResult; plugin: PassResult; wado: PassResult };
+  /** `gateway` and `plugin`: the median of `rounds`, each a cold pass on fresh processes. */
+  readonly cold: { gateway: PassResult; plugin: PassResult; wado: PassResult; rounds: { gateway: readonly PassResult[]; plugin: readonly PassResult[] } };
   /** A viewer zooming in: the levels above 0 top-down (`upper`), then level 0, each target fresh. */
   readonly zoom: { levels: number; gateway: { upper: PassResult; level0: PassResult }; plugin: { upper: PassResult; level0: PassResult } };
   readonly second: { gateway: PassResult; plugin: PassResult };
@@ -69,6 +70,10 @@ export function formatReport(r: TileBenchResults): string {
   const zoomVsPlugin = zoomSeconds(zoom.plugin) / zoomSeconds(zoom.gateway);
   const zoomLevel0VsPlugin = rate(zoom.gateway.level0) / rate(zoom.plugin.level0);
   const coldVsPlugin = rate(cold.gateway) / rate(cold.plugin);
+  const rounds = cold.rounds.gateway.length;
+  const coldRounds = rounds === 1 ? 'one pass' : `median of ${rounds} passes`;
+  const roundTimes = (passes: readonly PassResult[]): string => passes.map((p) => fixed(p.seconds, 2)).join(', ');
+  const roundRatios = cold.rounds.gateway.map((g, i) => fixed(cold.rounds.plugin[i]!.seconds / g.seconds, 2)).join(', ');
   const coldVsWado = rate(cold.gateway) / rate(cold.wado);
   const warmVsPlugin = warm.gateway.requestsPerSecond / warm.plugin.requestsPerSecond;
   const { counts } = gateway.counted;
@@ -82,8 +87,8 @@ export function formatReport(r: TileBenchResults): string {
     '',
     '| path | measurement | requests | time (s) | tiles/s | p50 ms | p99 ms | failures / errors |',
     '|---|---|---|---|---|---|---|---|',
-    passRow('gateway', `cold: fresh gateway process, fresh Orthanc, viewer order, ${c} in flight`, cold.gateway),
-    passRow('Orthanc WSI plugin', `cold: fresh Orthanc, viewer order, ${c} in flight`, cold.plugin),
+    passRow('gateway', `cold: fresh gateway process, fresh Orthanc, viewer order, ${c} in flight (${coldRounds})`, cold.gateway),
+    passRow('Orthanc WSI plugin', `cold: fresh Orthanc, viewer order, ${c} in flight (${coldRounds})`, cold.plugin),
     passRow('gateway', `zooming in, cold: fresh gateway process, fresh Orthanc, the ${zoom.levels - 1} levels above 0 smallest first`, zoom.gateway.upper),
     passRow('Orthanc WSI plugin', `zooming in, cold: fresh Orthanc, the ${zoom.levels - 1} levels above 0 smallest first`, zoom.plugin.upper),
     passRow('gateway', 'zooming in, cold: then level 0 in viewer order', zoom.gateway.level0),
@@ -97,12 +102,15 @@ export function formatReport(r: TileBenchResults): string {
     '',
     '| comparison (same run) | ratio | target (issue) | met |',
     '|---|---|---|---|',
-    `| gateway cold / plugin cold (level 0 straight after opening) | ${ratio(rate(cold.gateway), rate(cold.plugin))} | ≥ 1x | ${verdict(coldVsPlugin, 1)} |`,
+    `| gateway cold / plugin cold (level 0 straight after opening, ${coldRounds}) | ${ratio(rate(cold.gateway), rate(cold.plugin))} | ≥ 1x | ${verdict(coldVsPlugin, 1)} |`,
     `| zooming in, whole pyramid (time): gateway / plugin | ${fixed(zoomVsPlugin, 2)}x | ≥ 1x | ${verdict(zoomVsPlugin, 1)} |`,
     `| zooming in, level 0 after the levels above: gateway / plugin | ${fixed(zoomLevel0VsPlugin, 2)}x | ≥ 1x | ${verdict(zoomLevel0VsPlugin, 1)} |`,
     `| gateway cold / direct single-frame WADO-RS cold | ${ratio(rate(cold.gateway), rate(cold.wado))} | ≥ 5x | ${verdict(coldVsWado, 5)} |`,
     `| gateway warm / plugin warm (wrk) | ${ratio(warm.gateway.requestsPerSecond, warm.plugin.requestsPerSecond)} | ≥ 1x | ${verdict(warmVsPlugin, 1)} |`,
     `| gateway warm / direct WADO-RS (wrk) | ${ratio(warm.gateway.requestsPerSecond, warm.wado.requestsPerSecond)} | none | |`,
+    '',
+    `Cold passes straight to level 0, in the order run (each on fresh processes, the two targets alternating): gateway ${roundTimes(cold.rounds.gateway)} s; ` +
+      `plugin ${roundTimes(cold.rounds.plugin)} s; round by round, gateway / plugin ${roundRatios}.`,
     '',
     '### Gateway',
     '',
@@ -125,6 +133,8 @@ export function formatReport(r: TileBenchResults): string {
       'storage before each cold pass (plugin, gateway, direct WADO-RS), so no pass inherits the in-memory caches of Orthanc (its parsed-DICOM ' +
       'cache) or of the WSI plugin that an earlier pass warmed. The OS page cache is warm for all three alike (the files were just written).',
     '- The benchmark\'s client (undici) first runs one untimed pass, so that its own JIT warm-up is not charged to the first timed pass (the plugin\'s).',
+    '- One cold pass varies by ±20 % here from run to run, so the cold pass straight to level 0 runs several times per target ' +
+      '(`BENCH_TILES_ROUNDS`, default 3), the two targets alternating, each time on fresh processes; the tables show the median pass.',
     '- Two cold scenarios. Level 0 straight after opening the slide: every tile of a fresh gateway process is also the first its JIT sees. ' +
       'Zooming in, as a viewer opens a slide at the overview: every tile of the levels above 0, smallest level first, then level 0, each target ' +
       'fresh; the ratio for the whole pyramid compares the two passes\' total times.',
