@@ -110,6 +110,17 @@ describe('a failing PACS', () => {
     await gateway.close();
   });
 
+  it("passes on the PACS's Retry-After when it is busy for longer than a retry waits", async () => {
+    const { url, server } = await startFakePacs((_, res) => void res.writeHead(503, { 'retry-after': '30' }).end('maintenance'));
+    servers.push(server);
+    const gateway = createTestGateway({ DICOMWEB_URL: url });
+    const response = await gateway.get('/api/slides');
+    expect(response.headers.get('retry-after')).toBe('30');
+    const body = await expectError(response, 502, 'UPSTREAM_FAILED');
+    expect(body.error.message).toContain('503');
+    await gateway.close();
+  });
+
   it('answers 502 with the auth hint when the PACS refuses the credentials', async () => {
     const { url, server } = await startFakePacs((req, res) => {
       res.writeHead(req.headers.authorization === `Basic ${Buffer.from('u:p').toString('base64')}` ? 204 : 401).end();
