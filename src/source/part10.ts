@@ -211,8 +211,9 @@ export function readTransferSyntax(bytes: Buffer): string {
 }
 
 /**
- * Every frame of a whole Part 10 instance held in memory (a WADO-RS instance retrieve): each frame is
- * copied out so the cache can drop frames one by one without pinning the whole file.
+ * Every frame of a whole Part 10 instance held in memory (a WADO-RS instance retrieve), as views into
+ * `bytes` (only a frame split over several fragments is copied): the frame cache keeps an instance read
+ * whole as one entry, so the views and the file they pin are counted and dropped together.
  */
 export function computeFramesOfFile(
   bytes: Buffer,
@@ -225,11 +226,15 @@ export function computeFramesOfFile(
     const frames = Array.from({ length: layout.numberOfFrames }, (_, i) => {
       const start = location.valueOffset + i * layout.frameBytes;
       if (start + layout.frameBytes > bytes.length) throw new Part10Error('The pixel data is shorter than its frames');
-      return Buffer.from(bytes.subarray(start, start + layout.frameBytes));
+      return bytes.subarray(start, start + layout.frameBytes);
     });
     return { frames, transferSyntaxUid, isNative: true };
   }
   const ranges = computeEncapsulatedFrames(bytes.subarray(location.valueOffset), location.valueOffset, layout.numberOfFrames);
-  const frames = ranges.map((parts) => Buffer.concat(parts.map(([offset, length]) => bytes.subarray(offset, offset + length))));
+  const frames = ranges.map((parts) => {
+    if (parts.length !== 1) return Buffer.concat(parts.map(([offset, length]) => bytes.subarray(offset, offset + length)));
+    const [[offset, length]] = parts as [[number, number]];
+    return bytes.subarray(offset, offset + length);
+  });
   return { frames, transferSyntaxUid, isNative: false };
 }

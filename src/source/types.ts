@@ -69,6 +69,7 @@ export interface SlideSource {
    * Every frame of one instance in a single request (WADO-RS retrieve instance, as stored). Orthanc
    * parses the whole file for every frame request, so for a PACS this is by far the cheapest way to
    * read most of an instance: measured 23,000-42,000 frames/s against 1,725 for 50-frame requests.
+   * The frames may be views into one buffer holding the instance: keep them, or drop them, together.
    */
   readAllFrames(ref: InstanceRef, layout: InstanceLayout, signal?: AbortSignal): Promise<Frame[]>;
   /** Whether the source answers at all (for /readyz). */

@@ -157,6 +157,42 @@ describe('frame cache', () => {
     expect(wholeCalls).toHaveLength(2);
   });
 
+  it('keeps an instance read whole as one entry of views, counted by the buffer they share and evicted whole', async () => {
+    // The instance in one buffer with its frames views into it, as the DICOMweb source hands it over.
+    const viaOneBuffer: SlideSource = {
+      ...folder,
+      readAllFrames: async (ref, layout, signal) => {
+        const frames = await folder.readAllFrames(ref, layout, signal);
+        const file = Buffer.concat([Buffer.alloc(1000), ...frames.map((f) => f.data)]);
+        let offset = 1000;
+        return frames.map((f) => ({ ...f, data: file.subarray(offset, (offset += f.data.length)) }));
+      },
+    };
+    const first = await level0Address();
+    const whole = await folder.readAllFrames(first, first);
+    const fileBytes = 1000 + whole.reduce((sum, f) => sum + f.data.length, 0);
+    // An instance is read whole when it fits a quarter of the cache: room for it and little more.
+    const maxBytes = 4 * fileBytes + 8 * 1024;
+    const cache = createFrameCache({ source: viaOneBuffer, maxBytes, prefetchFrames: 1, wholeInstanceAfterBatches: 1 });
+    first.frameBytes = 8 * Math.ceil(fileBytes / first.numberOfFrames); // its size guess: an eighth of native
+    await cache.get(first, 1);
+    expect(cache.stats()).toMatchObject({ entries: 1, wholeInstanceRequests: 1 });
+    expect(cache.stats().bytes).toBeGreaterThanOrEqual(fileBytes);
+    const frames = await Promise.all(whole.map((f) => cache.get(first, f.frameNumber)));
+    expect(frames.map((f) => f.data)).toEqual(whole.map((f) => f.data));
+    expect(cache.stats().requests).toBe(1);
+    // A frame stored as a browser JPEG shadows the instance's copy.
+    const jpeg = { data: Buffer.from('jpeg'), transferSyntaxUid: '1.2.840.10008.1.2.4.50', isBrowserJpeg: true };
+    cache.store(first.sopInstanceUid, 2, jpeg);
+    expect(cache.peek(first, 2)).toBe(jpeg);
+    expect(cache.peek(first, 3)?.data).toEqual(whole[2]!.data);
+    // Newer entries that need the room evict the instance whole: none of its views stays behind.
+    for (let n = 1; n <= 4; n++) cache.store('9.9.9', n, { ...jpeg, data: Buffer.alloc(fileBytes - 1000) });
+    expect(cache.peek(first, 3)).toBeUndefined();
+    expect(cache.peek(first, whole.length)).toBeUndefined();
+    expect(cache.stats().bytes).toBeLessThanOrEqual(maxBytes);
+  });
+
   it('never holds more bytes than its bound', async () => {
     const { source } = recording(folder);
     const maxBytes = 100 * 1024;

@@ -7,6 +7,13 @@
  * cold slide fast (bench/tiles). A level split over several instances (a concatenation) is read ahead
  * like a file read sequentially: once an instance has been read whole, the first access to it starts
  * reading the level's next instance, so a viewer panning on finds it in memory.
+ *
+ * An instance read whole is one cache entry, its frames views into the one buffer the answer came in:
+ * copying a thousand frames out of it, each its own allocation, made taking in a 10 MB instance cost
+ * 35-60 ms of CPU, mostly garbage collection, against 15-25 ms for views (docs/decisions.md, "Cold
+ * tiles"). As one entry it is counted and evicted whole, so no frame pins a buffer the cache has
+ * stopped counting. Frames read in batches, and re-encoded browser JPEGs, are entries of their own,
+ * looked up first.
  */
 import { LRUCache } from 'lru-cache';
 import type { Frame, SlideSource } from '../source/types.js';
@@ -58,6 +65,17 @@ export interface FrameCacheStats {
   entries: number;
 }
 
+/** Every frame of an instance read whole, by frame number - 1: one entry, counted and evicted as one. */
+interface CachedInstance {
+  readonly frames: readonly CachedFrame[];
+  readonly bytes: number;
+}
+
+/** Frames are keyed `sop/frame`, instances read whole by their SOP Instance UID alone. */
+type CacheEntry = CachedFrame | CachedInstance;
+
+const isInstance = (entry: CacheEntry): entry is CachedInstance => 'frames' in entry;
+
 interface Pending {
   address: FrameAddress;
   wanted: Map<number, Array<{ resolve: (f: CachedFrame) => void; reject: (e: unknown) => void }>>;
@@ -85,15 +103,36 @@ export function guessStoredFrameBytes({ transferSyntaxUid, frameBytes }: Pick<Fr
   return LOSSY_SYNTAXES.has(transferSyntaxUid) ? frameBytes / 8 : frameBytes / 2;
 }
 
+/**
+ * Bytes of the one buffer that every frame is a view into (a whole-instance answer), or 0 when they
+ * do not all share one.
+ */
+function sharedBufferBytes(frames: readonly Frame[]): number {
+  const buffer = frames[0]?.data.buffer;
+  return buffer && frames.every((f) => f.data.buffer === buffer) ? buffer.byteLength : 0;
+}
+
 export function frameKey(sopInstanceUid: string, frameNumber: number): string {
   return `${sopInstanceUid}/${frameNumber}`;
 }
 
 export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstanceAfterBatches = 2 }: FrameCacheOptions) {
-  const cache = new LRUCache<string, CachedFrame>({
+  const cache = new LRUCache<string, CacheEntry>({
     maxSize: maxBytes,
-    sizeCalculation: (v) => v.data.length + ENTRY_OVERHEAD_BYTES,
+    sizeCalculation: (v) => (isInstance(v) ? v.bytes + v.frames.length * ENTRY_OVERHEAD_BYTES : v.data.length + ENTRY_OVERHEAD_BYTES),
   });
+
+  /** A frame in memory: its own entry (a batch read, a browser JPEG) first, else its instance's. */
+  function lookup(sopInstanceUid: string, frameNumber: number): CachedFrame | undefined {
+    const own = cache.get(frameKey(sopInstanceUid, frameNumber));
+    if (own) return own as CachedFrame;
+    const instance = cache.get(sopInstanceUid) as CachedInstance | undefined;
+    return instance?.frames[frameNumber - 1];
+  }
+
+  function isCached(sopInstanceUid: string, frameNumber: number): boolean {
+    return cache.has(frameKey(sopInstanceUid, frameNumber)) || cache.has(sopInstanceUid);
+  }
   const inFlight = new Map<string, Promise<CachedFrame>>();
   const pending = new Map<string, Pending>();
   const stats = { hits: 0, misses: 0, requests: 0, framesFetched: 0, wholeInstanceRequests: 0, readAheadRequests: 0 };
@@ -115,8 +154,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
         for (const candidate of [n + distance, n - distance]) {
           if (chosen.size >= budget) break;
           if (candidate < 1 || candidate > address.numberOfFrames || chosen.has(candidate)) continue;
-          const key = frameKey(address.sopInstanceUid, candidate);
-          if (cache.has(key) || inFlight.has(key)) continue;
+          if (isCached(address.sopInstanceUid, candidate) || inFlight.has(frameKey(address.sopInstanceUid, candidate))) continue;
           chosen.add(candidate);
         }
       }
@@ -172,12 +210,22 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
 
   /** Caches a fetched frame unless memory has it already (it may be a re-encoded JPEG by now). */
   function keep(sopInstanceUid: string, frame: Frame): CachedFrame {
-    const key = frameKey(sopInstanceUid, frame.frameNumber);
-    const cached = cache.get(key);
+    const cached = lookup(sopInstanceUid, frame.frameNumber);
     if (cached) return cached;
     const value: CachedFrame = { data: frame.data, transferSyntaxUid: frame.transferSyntaxUid, isBrowserJpeg: false };
-    cache.set(key, value);
+    cache.set(frameKey(sopInstanceUid, frame.frameNumber), value);
     return value;
+  }
+
+  /** Caches an instance read whole as one entry; frames numbered 1..n in order, as readAllFrames gives them. */
+  function keepInstance(sopInstanceUid: string, frames: readonly Frame[]): CachedInstance {
+    const entry: CachedInstance = {
+      frames: frames.map((f) => ({ data: f.data, transferSyntaxUid: f.transferSyntaxUid, isBrowserJpeg: false })),
+      // The buffer the views share, when they share one: that is what the entry holds in memory.
+      bytes: Math.max(frames.reduce((sum, f) => sum + f.data.length, 0), sharedBufferBytes(frames)),
+    };
+    cache.set(sopInstanceUid, entry);
+    return entry;
   }
 
   /**
@@ -201,8 +249,12 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       }
       stats.framesFetched += frames.length;
       learn(address, frames, true);
+      const instance = keepInstance(sop, frames);
       const byNumber = new Map<number, CachedFrame>();
-      for (const frame of frames) byNumber.set(frame.frameNumber, keep(sop, frame));
+      for (const n of wanted.keys()) {
+        const frame = lookup(sop, n) ?? instance.frames[n - 1];
+        if (frame) byNumber.set(n, frame);
+      }
       settleWanted(sop, wanted, byNumber, undefined);
     })();
     wholeReads.set(sop, read);
@@ -270,7 +322,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   function get(address: FrameAddress, frameNumber: number): Promise<CachedFrame> {
     if (address.next && armedReadAheads.size > 0) noteAccess(address);
     const key = frameKey(address.sopInstanceUid, frameNumber);
-    const cached = cache.get(key);
+    const cached = lookup(address.sopInstanceUid, frameNumber);
     if (cached) {
       stats.hits++;
       return Promise.resolve(cached);
@@ -284,7 +336,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     if (whole) {
       stats.hits++;
       // The frame is in the answer on its way; should it not be (or be evicted at once), ask again.
-      return whole.then(() => cache.get(key) ?? get(address, frameNumber));
+      return whole.then(() => lookup(address.sopInstanceUid, frameNumber) ?? get(address, frameNumber));
     }
     stats.misses++;
     let batch = pending.get(address.sopInstanceUid);
@@ -312,7 +364,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     /** The frame if it is in memory now (counted as a hit), or undefined; fetches nothing but a read-ahead. */
     peek(address: FrameAddress, frameNumber: number): CachedFrame | undefined {
       if (address.next && armedReadAheads.size > 0) noteAccess(address);
-      const cached = cache.get(frameKey(address.sopInstanceUid, frameNumber));
+      const cached = lookup(address.sopInstanceUid, frameNumber);
       if (cached) stats.hits++;
       return cached;
     },
