@@ -5,6 +5,8 @@
  * a 6 MB JPEG 2000 instance here), which is why frames go through this walker instead.
  */
 
+import { ByteChunks } from './byte-chunks.js';
+
 /** Tags as (group << 16 | element), and the undefined length (PS3.5 §7.1 and §7.5). */
 export const PIXEL_DATA = 0x7fe00010;
 export const ITEM = 0xfffee000;
@@ -37,7 +39,7 @@ export function isWalkableSyntax(transferSyntaxUid: string): boolean {
 class Cursor {
   offset: number;
   constructor(
-    readonly bytes: Buffer,
+    readonly bytes: ByteChunks,
     offset: number,
   ) {
     this.offset = offset;
@@ -68,7 +70,7 @@ class Cursor {
 function readHeader(c: Cursor, implicit: boolean): { vr: string; length: number } {
   if (implicit) return { vr: '', length: c.u32() };
   c.need(4);
-  const vr = c.bytes.toString('latin1', c.offset, c.offset + 2);
+  const vr = c.bytes.latin1(c.offset, c.offset + 2);
   if (LONG_VRS.has(vr)) {
     c.skip(4);
     return { vr, length: c.u32() };
@@ -108,9 +110,10 @@ function skipDataset(c: Cursor, implicit: boolean, endTag: number): void {
  * Finds the pixel data element in the first bytes of a Part 10 file. Throws NeedMoreBytes when the
  * attributes before it run past `bytes`, Part10Error when the file is not Part 10.
  */
-export function locatePixelData(bytes: Buffer, transferSyntaxUid: string): PixelDataLocation | undefined {
+export function locatePixelData(file: Buffer | ByteChunks, transferSyntaxUid: string): PixelDataLocation | undefined {
+  const bytes = Buffer.isBuffer(file) ? ByteChunks.from(file) : file;
   if (bytes.length < 132) throw new NeedMoreBytes();
-  if (bytes.toString('latin1', 128, 132) !== 'DICM') throw new Part10Error('Not a DICOM Part 10 file (no DICM prefix)');
+  if (bytes.latin1(128, 132) !== 'DICM') throw new Part10Error('Not a DICOM Part 10 file (no DICM prefix)');
   if (!isWalkableSyntax(transferSyntaxUid)) throw new Part10Error(`Transfer syntax ${transferSyntaxUid} is not supported for local files`);
   const c = new Cursor(bytes, 132);
   // The file meta group is explicit VR little endian; its group length (0002,0000) says where it ends.
@@ -135,8 +138,10 @@ export function locatePixelData(bytes: Buffer, transferSyntaxUid: string): Pixel
 export type FrameRanges = Array<[offset: number, length: number]>;
 
 /** Marks that begin a JPEG (SOI), JPEG-LS (SOI) or JPEG 2000 (SOC) codestream. */
-function startsCodestream(bytes: Buffer, offset: number): boolean {
-  return bytes[offset] === 0xff && (bytes[offset + 1] === 0xd8 || bytes[offset + 1] === 0x4f);
+function startsCodestream(bytes: ByteChunks, offset: number): boolean {
+  if (offset + 2 > bytes.length) return false;
+  const second = bytes.byteAt(offset + 1);
+  return bytes.byteAt(offset) === 0xff && (second === 0xd8 || second === 0x4f);
 }
 
 /**
@@ -145,7 +150,15 @@ function startsCodestream(bytes: Buffer, offset: number): boolean {
  * frame is the common case; otherwise the Basic Offset Table, or codestream start markers, group them.
  */
 export function computeEncapsulatedFrames(bytes: Buffer, baseOffset: number, numberOfFrames: number): FrameRanges[] {
-  const c = new Cursor(bytes, 0);
+  return computeFrameRanges(ByteChunks.from(bytes), 0, baseOffset, numberOfFrames);
+}
+
+/**
+ * computeEncapsulatedFrames over `bytes` from `start` (where the pixel data's value begins); ranges are
+ * offsets in `bytes` plus `shift`.
+ */
+function computeFrameRanges(bytes: ByteChunks, start: number, shift: number, numberOfFrames: number): FrameRanges[] {
+  const c = new Cursor(bytes, start);
   const readItem = (): { offset: number; length: number } | undefined => {
     if (c.offset + 8 > bytes.length) return undefined;
     const tag = c.tag();
@@ -168,7 +181,7 @@ export function computeEncapsulatedFrames(bytes: Buffer, baseOffset: number, num
     if (!item) break;
     fragments.push({ ...item, itemStart });
   }
-  const toRange = (f: { offset: number; length: number }): [number, number] => [baseOffset + f.offset, f.length];
+  const toRange = (f: { offset: number; length: number }): [number, number] => [shift + f.offset, f.length];
 
   if (fragments.length === numberOfFrames) return fragments.map((f) => [toRange(f)]);
   if (numberOfFrames === 1) return [fragments.map(toRange)];
@@ -194,9 +207,10 @@ export function computeEncapsulatedFrames(bytes: Buffer, baseOffset: number, num
 }
 
 /** Reads the Transfer Syntax UID (0002,0010) from the file meta information. */
-export function readTransferSyntax(bytes: Buffer): string {
+export function readTransferSyntax(file: Buffer | ByteChunks): string {
+  const bytes = Buffer.isBuffer(file) ? ByteChunks.from(file) : file;
   if (bytes.length < 132) throw new NeedMoreBytes();
-  if (bytes.toString('latin1', 128, 132) !== 'DICM') throw new Part10Error('Not a DICOM Part 10 file (no DICM prefix)');
+  if (bytes.latin1(128, 132) !== 'DICM') throw new Part10Error('Not a DICOM Part 10 file (no DICM prefix)');
   const c = new Cursor(bytes, 132);
   for (;;) {
     const tag = c.tag();
@@ -204,7 +218,7 @@ export function readTransferSyntax(bytes: Buffer): string {
     const { length } = readHeader(c, false);
     if (tag === 0x00020010) {
       c.need(length);
-      return bytes.toString('latin1', c.offset, c.offset + length).replace(/[\0 ]+$/, '');
+      return bytes.latin1(c.offset, c.offset + length).replace(/[\0 ]+$/, '');
     }
     c.skip(length);
   }
@@ -212,13 +226,15 @@ export function readTransferSyntax(bytes: Buffer): string {
 
 /**
  * Every frame of a whole Part 10 instance held in memory (a WADO-RS instance retrieve), as views into
- * `bytes` (only a frame split over several fragments is copied): the frame cache keeps an instance read
- * whole as one entry, so the views and the file they pin are counted and dropped together.
+ * the bytes it came in (one buffer, or the chunks an HTTP body arrived in); only a frame that straddles
+ * two chunks, or is split over several fragments, is copied. The frame cache keeps an instance read
+ * whole as one entry, so the views and the memory they pin are counted and dropped together.
  */
 export function computeFramesOfFile(
-  bytes: Buffer,
+  file: Buffer | readonly Buffer[],
   layout: { numberOfFrames: number; frameBytes: number },
 ): { frames: Buffer[]; transferSyntaxUid: string; isNative: boolean } {
+  const bytes = ByteChunks.from(file);
   const transferSyntaxUid = readTransferSyntax(bytes);
   const location = locatePixelData(bytes, transferSyntaxUid);
   if (!location) throw new Part10Error('The instance has no pixel data');
@@ -226,15 +242,13 @@ export function computeFramesOfFile(
     const frames = Array.from({ length: layout.numberOfFrames }, (_, i) => {
       const start = location.valueOffset + i * layout.frameBytes;
       if (start + layout.frameBytes > bytes.length) throw new Part10Error('The pixel data is shorter than its frames');
-      return bytes.subarray(start, start + layout.frameBytes);
+      return bytes.view(start, start + layout.frameBytes);
     });
     return { frames, transferSyntaxUid, isNative: true };
   }
-  const ranges = computeEncapsulatedFrames(bytes.subarray(location.valueOffset), location.valueOffset, layout.numberOfFrames);
-  const frames = ranges.map((parts) => {
-    if (parts.length !== 1) return Buffer.concat(parts.map(([offset, length]) => bytes.subarray(offset, offset + length)));
-    const [[offset, length]] = parts as [[number, number]];
-    return bytes.subarray(offset, offset + length);
-  });
+  const ranges = computeFrameRanges(bytes, location.valueOffset, 0, layout.numberOfFrames);
+  const frames = ranges.map((parts) =>
+    parts.length === 1 ? bytes.view(parts[0]![0], parts[0]![0] + parts[0]![1]) : Buffer.concat(parts.map(([offset, length]) => bytes.view(offset, offset + length))),
+  );
   return { frames, transferSyntaxUid, isNative: false };
 }

@@ -8,12 +8,12 @@
  * like a file read sequentially: once an instance has been read whole, the first access to it starts
  * reading the level's next instance, so a viewer panning on finds it in memory.
  *
- * An instance read whole is one cache entry, its frames views into the one buffer the answer came in:
+ * An instance read whole is one cache entry, its frames views into the chunks the answer came in:
  * copying a thousand frames out of it, each its own allocation, made taking in a 10 MB instance cost
  * 35-60 ms of CPU, mostly garbage collection, against 15-25 ms for views (docs/decisions.md, "Cold
- * tiles"). As one entry it is counted and evicted whole, so no frame pins a buffer the cache has
- * stopped counting. Frames read in batches, and re-encoded browser JPEGs, are entries of their own,
- * looked up first.
+ * tiles"). As one entry it is counted (by those chunks) and evicted whole, so no frame pins memory
+ * the cache has stopped counting. Frames read in batches, and re-encoded browser JPEGs, are entries of
+ * their own, looked up first.
  */
 import { LRUCache } from 'lru-cache';
 import type { Frame, SlideSource } from '../source/types.js';
@@ -104,12 +104,15 @@ export function guessStoredFrameBytes({ transferSyntaxUid, frameBytes }: Pick<Fr
 }
 
 /**
- * Bytes of the one buffer that every frame is a view into (a whole-instance answer), or 0 when they
- * do not all share one.
+ * Bytes of the buffers the frames are views into (the chunks a whole-instance answer arrived in),
+ * each counted once: what keeping the frames keeps in memory.
  */
-function sharedBufferBytes(frames: readonly Frame[]): number {
-  const buffer = frames[0]?.data.buffer;
-  return buffer && frames.every((f) => f.data.buffer === buffer) ? buffer.byteLength : 0;
+function computeHeldBytes(frames: readonly Frame[]): number {
+  const buffers = new Set<ArrayBufferLike>();
+  for (const f of frames) buffers.add(f.data.buffer);
+  let bytes = 0;
+  for (const buffer of buffers) bytes += buffer.byteLength;
+  return bytes;
 }
 
 export function frameKey(sopInstanceUid: string, frameNumber: number): string {
@@ -221,8 +224,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   function keepInstance(sopInstanceUid: string, frames: readonly Frame[]): CachedInstance {
     const entry: CachedInstance = {
       frames: frames.map((f) => ({ data: f.data, transferSyntaxUid: f.transferSyntaxUid, isBrowserJpeg: false })),
-      // The buffer the views share, when they share one: that is what the entry holds in memory.
-      bytes: Math.max(frames.reduce((sum, f) => sum + f.data.length, 0), sharedBufferBytes(frames)),
+      bytes: computeHeldBytes(frames),
     };
     cache.set(sopInstanceUid, entry);
     return entry;

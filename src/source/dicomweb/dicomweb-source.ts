@@ -11,7 +11,7 @@ import { computeFramesOfFile } from '../part10.js';
 import type { Frame, InstanceLayout, InstanceRef, ListSeriesOptions, ReadFramesOptions, SeriesSummary, SlideSource, WsiInstance } from '../types.js';
 import { createCircuitBreaker, type CircuitOutcome, type CircuitState } from './circuit-breaker.js';
 import { createHttpClient, toUpstreamError, type HttpClientOptions } from './http.js';
-import { MultipartError, parseContentType, parseMultipart, readTransferSyntaxParam } from './multipart.js';
+import { MultipartError, parseContentType, parseMultipart, parseMultipartChunks, readTransferSyntaxParam } from './multipart.js';
 import { isRetryableError, runWithRetry, type RetryDeps, type RetryPolicy } from './retry.js';
 
 /** Media type of a frame in a transfer syntax (PS3.18 Table 8.7.3-5). */
@@ -168,13 +168,14 @@ export function createDicomwebSource(options: DicomwebSourceOptions): SlideSourc
     const path = `${seriesPath(ref.studyUid, ref.seriesUid)}/instances/${ref.sopInstanceUid}`;
     const response = await http.get(path, { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*', signal, what, timeoutMs });
     const contentType = parseContentType(response.contentType);
-    let file: Buffer | undefined;
+    // The instance as the chunks it arrived in: joining 10 MB cost more than reading it (ByteChunks).
+    let file: Buffer | Buffer[] | undefined;
     try {
       if (contentType.mediaType !== 'multipart/related' && !SINGLE_PART_INSTANCE.test(contentType.mediaType)) {
         throw new MultipartError('neither multipart/related nor application/dicom');
       }
       if (contentType.mediaType !== 'multipart/related') file = Buffer.from(await response.body.arrayBuffer());
-      else for await (const part of parseMultipart(response.body, contentType.params['boundary'] ?? '')) file ??= part.data;
+      else for await (const part of parseMultipartChunks(response.body, contentType.params['boundary'] ?? '')) file ??= part.chunks;
     } catch (error) {
       discardBody(response.body);
       if (error instanceof MultipartError) throw new UpstreamError(`The PACS's instance answer is malformed: ${error.message}`, { cause: error });

@@ -1,7 +1,8 @@
 /**
  * multipart/related (RFC 2046 §5.1, as DICOMweb uses it in PS3.18 §8.7.1) parsed as a stream: parts
- * are yielded as soon as their closing delimiter arrives, and a part's bytes are copied once (chunks
- * are searched where they lie, not appended to a buffer), so a 10 MB part costs one 10 MB copy. Orthanc sends no Content-Length on multi-frame answers, so
+ * are yielded as soon as their closing delimiter arrives, and chunks are searched where they lie, not
+ * appended to a buffer: a part's bytes are copied once into a buffer of its own, or not at all when
+ * taken as chunks (a 10 MB whole instance). Orthanc sends no Content-Length on multi-frame answers, so
  * the delimiters are all we have.
  */
 
@@ -9,6 +10,12 @@ export interface MultipartPart {
   /** Part headers, names lower-cased. */
   headers: Record<string, string>;
   data: Buffer;
+}
+
+/** A part as the chunks its body arrived in (views into them), not joined. */
+export interface MultipartChunkedPart {
+  headers: Record<string, string>;
+  chunks: Buffer[];
 }
 
 export class MultipartError extends Error {}
@@ -88,8 +95,22 @@ function straddles(tail: Buffer, chunk: Buffer, delimiter: Buffer): boolean {
   return Buffer.concat([tail, chunk.subarray(0, delimiter.length - 1)]).indexOf(delimiter) >= 0;
 }
 
-/** Yields the parts of a multipart body. Throws MultipartError when the body ends before the close delimiter. */
+/**
+ * Yields the parts of a multipart body, each in one buffer of its own (a single chunk is copied too,
+ * so that a small frame does not pin the 64 KB it arrived in). Throws MultipartError when the body
+ * ends before the close delimiter.
+ */
 export async function* parseMultipart(body: AsyncIterable<Uint8Array>, boundary: string): AsyncGenerator<MultipartPart> {
+  for await (const { headers, chunks } of parseMultipartChunks(body, boundary)) {
+    yield { headers, data: chunks.length === 1 ? Buffer.from(chunks[0]!) : Buffer.concat(chunks) };
+  }
+}
+
+/**
+ * Yields the parts of a multipart body as the chunks they arrived in, for a part too large to join
+ * (a whole instance: see ByteChunks). Throws MultipartError when the body ends before the close delimiter.
+ */
+export async function* parseMultipartChunks(body: AsyncIterable<Uint8Array>, boundary: string): AsyncGenerator<MultipartChunkedPart> {
   if (!boundary || boundary.length > 200) throw new MultipartError('Missing or invalid multipart boundary');
   // Every delimiter is CRLF "--" boundary; prefixing the body with CRLF makes the first one match too.
   const delimiter = Buffer.from(`\r\n--${boundary}`);
@@ -121,9 +142,9 @@ export async function* parseMultipart(body: AsyncIterable<Uint8Array>, boundary:
         }
         if (state === 'body') {
           bodyChunks.push(tail.subarray(0, at));
-          const data = bodyChunks.length === 1 ? Buffer.from(bodyChunks[0]!) : Buffer.concat(bodyChunks);
+          const chunks = bodyChunks;
           bodyChunks = [];
-          yield { headers, data };
+          yield { headers, chunks };
         }
         tail = tail.subarray(at + delimiter.length);
         state = 'after-delimiter';
