@@ -128,6 +128,34 @@ describe('frame cache', () => {
     expect(wholeCalls).toHaveLength(3);
   });
 
+  it('reads the small finer levels ahead at the first access to a level, once, and no large one', async () => {
+    const { source, wholeCalls } = recording(folder);
+    const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 4 });
+    const [level0, level1, level2] = (await instanceAddresses(3)) as [FrameAddress, FrameAddress, FrameAddress];
+    level2.finer = level1;
+    level1.finer = level0;
+    await cache.get(level2, 1);
+    await settled();
+    // Both levels under it at once, and level 2 itself (alongside its first batch).
+    expect(wholeCalls).toEqual([level1.sopInstanceUid, level0.sopInstanceUid, level2.sopInstanceUid]);
+    expect(cache.stats().readAheadRequests).toBe(2);
+    const requests = cache.stats().requests;
+    expect(cache.peek(level1, 1)).toBeDefined();
+    expect(cache.peek(level0, 1)).toBeDefined();
+    cache.peek(level2, 2);
+    await settled();
+    expect(cache.stats().requests).toBe(requests);
+
+    // A cache whose sixteenth cannot hold the finer level reads nothing ahead.
+    const small = recording(folder);
+    const smallCache = createFrameCache({ source: small.source, maxBytes: 1024 ** 2, prefetchFrames: 4 });
+    const [fine, coarse] = (await instanceAddresses(2)) as [FrameAddress, FrameAddress];
+    coarse.finer = fine;
+    await smallCache.get(coarse, 1);
+    await settled();
+    expect(small.wholeCalls).not.toContain(fine.sopInstanceUid);
+  });
+
   it('guesses a stored frame at native size, half for lossless and an eighth for lossy compression', () => {
     expect(guessStoredFrameBytes({ transferSyntaxUid: '1.2.840.10008.1.2.1', frameBytes: 800 })).toBe(800);
     expect(guessStoredFrameBytes({ transferSyntaxUid: undefined, frameBytes: 800 })).toBe(800);

@@ -37,6 +37,12 @@ export interface FrameAddress {
   frameBytes: number;
   /** The same level's next instance in tile order, read ahead once this one has been read whole. */
   next?: FrameAddress | undefined;
+  /**
+   * The next finer level's first instance. At the first access to this one, and when this one has been
+   * read whole, the finer levels are read ahead whole, down to the first that is not small
+   * (FINER_READ_AHEAD_BYTES): a viewer zooming in finds them in memory. Cleared once done.
+   */
+  finer?: FrameAddress | undefined;
 }
 
 export interface FrameCacheOptions {
@@ -82,6 +88,13 @@ interface Pending {
 }
 
 const ENTRY_OVERHEAD_BYTES = 96;
+/**
+ * The largest finer level read ahead (its estimated bytes): a viewer opened at the overview zooms in
+ * through every level, and each level's first miss cost a PACS round trip in turn (bench/tiles, zooming
+ * in); a large level is left to the reads its own misses start. Each level is a quarter of the one
+ * under it, so all the levels read ahead for one slide come to at most 4/3 of this.
+ */
+const FINER_READ_AHEAD_BYTES = 8 * 1024 ** 2;
 /** Instances read whole whose successor has not been touched yet; oldest dropped past this. */
 const MAX_ARMED_READ_AHEADS = 1000;
 
@@ -191,6 +204,23 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     void readWhole(next, new Map());
   }
 
+  /**
+   * The first access to an instance of a level, or its whole read landing: the moment to read the finer
+   * levels ahead, all at once (a viewer passes through the small ones faster than a PACS answers one),
+   * down to the first that is not small. Sizes are estimated from the frames seen of the level above.
+   */
+  function readFinerAhead(address: FrameAddress): void {
+    const limit = Math.min(FINER_READ_AHEAD_BYTES, maxBytes / 16);
+    let seen = instanceHistory.get(address.sopInstanceUid)?.meanFrameBytes ?? 0;
+    for (let finer = address.finer; finer; finer = finer.finer) {
+      const meanFrameBytes = seen || guessStoredFrameBytes(finer);
+      if (meanFrameBytes * finer.numberOfFrames > limit) break;
+      readAhead(finer, meanFrameBytes);
+      seen = instanceHistory.get(finer.sopInstanceUid)?.meanFrameBytes ?? seen;
+    }
+    address.finer = undefined;
+  }
+
   /** An access to an instance read whole: the moment to read its successor ahead (once). */
   function noteAccess(address: FrameAddress): void {
     const meanFrameBytes = armedReadAheads.get(address.sopInstanceUid);
@@ -252,6 +282,8 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       stats.framesFetched += frames.length;
       learn(address, frames, true);
       const instance = keepInstance(sop, frames);
+      // Landed (a read ahead too): finer levels the estimate left out may fit, now sized by these frames.
+      if (address.finer) readFinerAhead(address);
       const byNumber = new Map<number, CachedFrame>();
       for (const n of wanted.keys()) {
         const frame = lookup(sop, n) ?? instance.frames[n - 1];
@@ -323,6 +355,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   /** The frame, from memory or fetched (batched with other misses of this tick and neighbours). */
   function get(address: FrameAddress, frameNumber: number): Promise<CachedFrame> {
     if (address.next && armedReadAheads.size > 0) noteAccess(address);
+    if (address.finer) readFinerAhead(address);
     const key = frameKey(address.sopInstanceUid, frameNumber);
     const cached = lookup(address.sopInstanceUid, frameNumber);
     if (cached) {
@@ -366,6 +399,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     /** The frame if it is in memory now (counted as a hit), or undefined; fetches nothing but a read-ahead. */
     peek(address: FrameAddress, frameNumber: number): CachedFrame | undefined {
       if (address.next && armedReadAheads.size > 0) noteAccess(address);
+      if (address.finer) readFinerAhead(address);
       const cached = lookup(address.sopInstanceUid, frameNumber);
       if (cached) stats.hits++;
       return cached;

@@ -34,8 +34,8 @@ const MAX_RENDER_FRAMES = 256;
 
 /**
  * The frame cache's address of each instance of a slide (by instance index), with `next` linking the
- * instances of a level split over several in the order its tiles reach them (row-major), so the cache
- * can read ahead. Built once per slide.
+ * instances of a level split over several in the order its tiles reach them (row-major), and `finer`
+ * naming the next finer level's first instance, so the cache can read ahead. Built once per slide.
  */
 function computeFrameAddresses(slide: Slide): FrameAddress[] {
   const addresses: FrameAddress[] = slide.instances.map((instance) => ({
@@ -46,12 +46,17 @@ function computeFrameAddresses(slide: Slide): FrameAddress[] {
     numberOfFrames: instance.numberOfFrames,
     frameBytes: computeNativeFrameBytes(instance),
   }));
-  for (const level of slide.levels) {
+  const orders = slide.levels.map((level) => {
     const seen = new Set<number>();
     for (const instanceIndex of level.tileInstance) if (instanceIndex >= 0) seen.add(instanceIndex);
-    const order = [...seen]; // a Set keeps the order of first appearance
+    return [...seen]; // a Set keeps the order of first appearance
+  });
+  orders.forEach((order, levelIndex) => {
     for (let i = 0; i + 1 < order.length; i++) addresses[order[i]!]!.next = addresses[order[i + 1]!];
-  }
+    // Levels run from full resolution (0) to the coarsest: the finer level is the one before.
+    const finer = levelIndex > 0 ? orders[levelIndex - 1]![0] : undefined;
+    if (finer !== undefined) for (const i of order) addresses[i]!.finer = addresses[finer];
+  });
   return addresses;
 }
 
