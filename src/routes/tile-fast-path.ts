@@ -28,6 +28,12 @@ export interface TileFastPathDeps {
 /** Answers a warm tile and returns true, or returns false having written nothing. */
 export type TileFastPath = (req: IncomingMessage, res: ServerResponse) => boolean;
 
+/** A request header as one string (repeated headers joined, as Hono's `c.req.header` gives them). */
+function readHeader(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
 export function createTileFastPath({ catalog, tiles, identify, passCrossOrigin, isClosing, recordRequest }: TileFastPathDeps): TileFastPath {
   return function serveWarmTile(req: IncomingMessage, res: ServerResponse): boolean {
     if (req.method !== 'GET' || isClosing()) return false;
@@ -35,11 +41,8 @@ export function createTileFastPath({ catalog, tiles, identify, passCrossOrigin, 
     if (!match) return false;
     if (passCrossOrigin && req.headers.origin !== undefined) return false;
     const startedMs = performance.now();
-    const header: HeaderReader = (name) => {
-      const value = req.headers[name];
-      return Array.isArray(value) ? value.join(', ') : value;
-    };
-    const identity = identify(header);
+    // An unnamed closure: tsx (esbuild keepNames) wraps each named one in a defineProperty call, per request.
+    const identity = identify((name) => readHeader(req, name));
     if ('refused' in identity) return false;
     const [, study, series, level, col, row] = match as unknown as [string, string, string, string, string, string];
     const slide = catalog.peekSlide(study, series);
@@ -55,7 +58,7 @@ export function createTileFastPath({ catalog, tiles, identify, passCrossOrigin, 
       res.writeHead(200, { 'content-type': 'image/jpeg', etag: tile.etag, 'cache-control': TILE_CACHE_CONTROL, 'content-length': tile.data.length });
       res.end(tile.data);
     }
-    recordRequest({ method: 'GET', route: TILE_ROUTE, path: req.url!, status, startedMs, requestId: header('x-request-id'), user: identity.user });
+    recordRequest({ method: 'GET', route: TILE_ROUTE, path: req.url!, status, startedMs, requestId: readHeader(req, 'x-request-id'), user: identity.user });
     return true;
   };
 }
