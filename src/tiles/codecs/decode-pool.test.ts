@@ -12,8 +12,8 @@ import type { WasmDecodeRequest } from './wasm-run.js';
 const fakeWorkerUrl = new URL('../../../test/support/fake-decode-worker.mjs', import.meta.url);
 const pools: DecodePool[] = [];
 
-function createFakePool(threads: number, decodeTimeoutMs?: number): DecodePool {
-  const pool = createDecodePool({ threads, workerUrl: fakeWorkerUrl, decodeTimeoutMs });
+function createFakePool(threads: number, decodeTimeoutMs?: number, idleMs?: number): DecodePool {
+  const pool = createDecodePool({ threads, workerUrl: fakeWorkerUrl, decodeTimeoutMs, idleMs });
   pools.push(pool);
   return pool;
 }
@@ -50,6 +50,21 @@ describe('decode pool (fake workers)', () => {
     const runningAt = (ms: number): number => runs.filter((r) => r.startedMs <= ms && ms < r.endedMs).length;
     const mostAtOnce = Math.max(...runs.map((r) => runningAt(r.startedMs)));
     expect(mostAtOnce).toBe(2);
+  });
+
+  it('stops a worker idle for idleMs, keeps a busy one, and starts a fresh one for the next decode', async () => {
+    const pool = createFakePool(1, undefined, 150);
+    const threadOf = async (): Promise<number> => ((await pool.run(fakeRequest('o'))) as unknown as { threadId: number }).threadId;
+    const first = await threadOf();
+    // Kept while decodes keep coming within idleMs of each other, even over longer than idleMs in all.
+    for (let i = 0; i < 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(await threadOf()).toBe(first);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(pool.stats()).toEqual({ workers: 0, busy: 0, queued: 0 });
+    expect(await threadOf()).not.toBe(first);
+    expect(pool.stats().workers).toBe(1);
   });
 
   it('fails the decode of a worker that exits and replaces the worker', async () => {

@@ -25,6 +25,14 @@ export interface DecodePoolOptions {
    * @default 20 s
    */
   decodeTimeoutMs?: number;
+  /**
+   * A worker with nothing to decode for this long is stopped, and with it the WASM heaps it grew
+   * (35-80 MB each once it has decoded a few slides); the next decode starts a fresh worker, which
+   * costs that decode ~200 ms here: long enough a pause that a pathologist reading a slide rarely
+   * meets it.
+   * @default 5 minutes
+   */
+  idleMs?: number;
 }
 
 export interface DecodePoolStats {
@@ -62,13 +70,15 @@ interface Slot {
   failure: unknown;
   /** Fails the running decode when it takes too long. */
   timer: NodeJS.Timeout | undefined;
-  /** Stopped after a timeout and on its way out: given no more decodes. */
+  /** Stops the worker once it has been idle for idleMs. */
+  idleTimer: NodeJS.Timeout | undefined;
+  /** Stopped (after a timeout, or idle) and on its way out: given no more decodes. */
   retired: boolean;
 }
 
 const DEFAULT_WORKER_URL = new URL('./decode-worker.mjs', import.meta.url);
 
-export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, decodeTimeoutMs = 20_000 }: DecodePoolOptions): DecodePool {
+export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, decodeTimeoutMs = 20_000, idleMs = 300_000 }: DecodePoolOptions): DecodePool {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`A decode pool needs at least 1 thread, not ${threads}`);
   const slots = new Set<Slot>();
   const queue: Job[] = [];
@@ -92,6 +102,7 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, deco
   }
 
   function runIn(slot: Slot, job: Job): void {
+    clearTimeout(slot.idleTimer);
     slot.job = job;
     // A busy worker keeps the process alive (a CLI awaiting a decode must not exit under it); an
     // idle one does not, so a forgotten pool never holds a process open.
@@ -104,6 +115,13 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, deco
     slot.timer = setTimeout(() => timeOut(slot), decodeTimeoutMs).unref();
   }
 
+  /** Stops a worker that has had nothing to do for idleMs (unless a decode came meanwhile). */
+  function retireIdle(slot: Slot): void {
+    if (slot.job !== undefined || slot.retired) return;
+    slot.retired = true;
+    void slot.worker.terminate();
+  }
+
   /** Fails the decode now and stops its worker; the exit handler starts a fresh one for the queue. */
   function timeOut(slot: Slot): void {
     const job = slot.job;
@@ -114,7 +132,7 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, deco
   }
 
   function startWorker(): Slot {
-    const slot: Slot = { worker: new Worker(workerUrl, { name: 'wasm-decode' }), job: undefined, failure: undefined, timer: undefined, retired: false };
+    const slot: Slot = { worker: new Worker(workerUrl, { name: 'wasm-decode' }), job: undefined, failure: undefined, timer: undefined, idleTimer: undefined, retired: false };
     slots.add(slot);
     slot.worker.unref();
     slot.worker.on('message', (reply: DecodeReply) => settle(slot, reply));
@@ -123,6 +141,7 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, deco
     slot.worker.on('messageerror', (error) => (slot.failure = error));
     slot.worker.on('exit', (exitCode) => {
       clearTimeout(slot.timer);
+      clearTimeout(slot.idleTimer);
       slots.delete(slot);
       const job = slot.job;
       slot.job = undefined;
@@ -143,6 +162,7 @@ export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, deco
       else job.reject(new CodecError(reply.message));
     }
     dispatch();
+    if (slot.job === undefined && !slot.retired) slot.idleTimer = setTimeout(() => retireIdle(slot), idleMs).unref();
   }
 
   return {
