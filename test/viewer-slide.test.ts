@@ -165,7 +165,9 @@ describeInBrowser('slide viewer when things fail', () => {
   it('says the PACS failed when tiles stop coming', async () => {
     // A PACS of our own, so that it can be stopped while a slide is open.
     const pacs = await startOrthanc({ metadataMode: 'Full' });
-    const gateway = await startGatewayServer({ DICOMWEB_URL: pacs.dicomwebUrl, DICOMWEB_TIMEOUT_MS: '3000' });
+    // A cache too small to read level 0 (1.3 MB) ahead while the overview opens (a sixteenth of it),
+    // so that zooming in after the PACS stopped needs the PACS.
+    const gateway = await startGatewayServer({ DICOMWEB_URL: pacs.dicomwebUrl, DICOMWEB_TIMEOUT_MS: '3000', TILE_CACHE_BYTES: '8MiB' });
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     try {
       await pacs.upload([...wsiSamples.cmu1T256Q90.paths]);

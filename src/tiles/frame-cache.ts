@@ -68,6 +68,7 @@ export interface FrameCacheStats {
   readAheadRequests: number;
   framesFetched: number;
   bytes: number;
+  /** Frames in memory: an instance read whole (one cache entry) counts its frames. */
   entries: number;
 }
 
@@ -411,7 +412,9 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     },
 
     stats(): FrameCacheStats {
-      return { ...stats, bytes: cache.calculatedSize, entries: cache.size };
+      let entries = 0;
+      for (const entry of cache.values()) entries += isInstance(entry) ? entry.frames.length : 1;
+      return { ...stats, bytes: cache.calculatedSize, entries };
     },
 
     clear(): void {
