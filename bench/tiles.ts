@@ -2,7 +2,7 @@
  * Tile-serving benchmark: the same level-0 tiles of the large slide (../shared/wsi/make-large-slide.sh)
  * from (a) the gateway, (b) Orthanc's WSI plugin, (c) direct single-frame WADO-RS to Orthanc — cold,
  * in a viewer's order with 8 requests in flight, and warm, with wrk. Prints a markdown report and
- * writes it to bench/results/tiles.md. Run: `npm run bench:tiles` (1-2 minutes on 2 cores).
+ * writes it to bench/results/tiles.md. Run: `npm run bench:tiles` (2-3 minutes on 2 cores).
  *
  * No assertions on speed: it measures and reports. It stops only when something is broken (a tile
  * map that disagrees with the plugin's or the gateway's, a process that does not start).
@@ -15,7 +15,7 @@ import { startOrthanc, type OrthancServer } from '../test/support/orthanc.js';
 import { makeLargeSlide, readDicomFileFacts } from '../test/support/wsi-data.js';
 import { startCountingProxy } from './support/count-proxy.js';
 import { readGatewayProblems, startGateway, type GatewayProcess } from './support/gateway-process.js';
-import { extractFirstPart, fetchBytes, runPass, selectMedianPass } from './support/load.js';
+import { extractFirstPart, fetchBytes, runPass, selectMedianPass, type PassResult } from './support/load.js';
 import { formatReport, writeReport, type TileBenchResults } from './support/report.js';
 import { computeGridViewerOrder, computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
 import { runWrk } from './support/wrk.js';
@@ -26,9 +26,9 @@ const concurrency = 8;
 const wadoColdTiles = 600;
 const wrkSeconds = { main: 10, wado: 5 };
 /**
- * Cold passes of each target straight to level 0, alternating, each on a fresh Orthanc (and gateway):
- * one cold pass varies by ±20 % here from run to run, so the ratio compares medians.
- * `BENCH_TILES_ROUNDS=5 npm run bench:tiles` for more.
+ * Cold passes of each target (straight to level 0, and zooming in), alternating, each on a fresh
+ * Orthanc (and gateway): one cold pass varies by ±20 % here from run to run, so the ratios compare
+ * medians. `BENCH_TILES_ROUNDS=5 npm run bench:tiles` for more.
  */
 const coldRounds = Math.max(1, Number(process.env.BENCH_TILES_ROUNDS ?? 3) || 3);
 /** Tiles compared byte for byte across the three paths. */
@@ -209,8 +209,12 @@ async function main(): Promise<void> {
       );
     }
 
-    step('zooming in: levels above 0 top-down, then level 0, on a fresh Orthanc (plugin) and a fresh gateway process');
-    const zoom = await measureZoomIn(storageDir, join(runDir, 'gateway-zoom.log'), { study, series, orthancSeriesId, order, gatewayPath, pluginPath });
+    step(`zooming in, ${coldRounds} times: levels above 0 top-down, then level 0, on a fresh Orthanc (plugin) and a fresh gateway process`);
+    const zoomRuns: ZoomRound[] = [];
+    for (let round = 0; round < coldRounds; round++) {
+      zoomRuns.push(await measureZoomIn(storageDir, join(runDir, 'gateway-zoom.log'), { study, series, orthancSeriesId, order, gatewayPath, pluginPath }));
+    }
+    const zoom = selectMedianZoom(zoomRuns);
 
     step(`direct WADO-RS: first ${wadoColdTiles} tiles on a fresh Orthanc, short wrk; then an untimed, counted gateway pass`);
     const wado = await withOrthanc(storageDir, async (orthanc) => {
@@ -263,6 +267,17 @@ async function main(): Promise<void> {
   }
 }
 
+type ZoomRound = Omit<TileBenchResults['zoom'], 'rounds'>;
+const zoomSeconds = (z: { upper: PassResult; level0: PassResult }): number => z.upper.seconds + z.level0.seconds;
+
+/** Each target's round of median time (levels above 0 and level 0 together), and every round's times. */
+function selectMedianZoom(runs: readonly ZoomRound[]): TileBenchResults['zoom'] {
+  const median = (target: 'gateway' | 'plugin'): ZoomRound[typeof target] =>
+    [...runs].sort((a, b) => zoomSeconds(a[target]) - zoomSeconds(b[target]))[Math.floor(runs.length / 2)]![target];
+  const rounds = runs.map((r) => ({ gateway: zoomSeconds(r.gateway), plugin: zoomSeconds(r.plugin) }));
+  return { levels: runs[0]!.levels, gateway: median('gateway'), plugin: median('plugin'), rounds };
+}
+
 /**
  * A viewer opening the slide at the overview and zooming in: every tile of the levels above 0, smallest
  * level first, then level 0 — each target on a fresh Orthanc (and the gateway a fresh process), both
@@ -273,7 +288,7 @@ async function measureZoomIn(
   storageDir: string,
   gatewayLog: string,
   slide: { study: string; series: string; orthancSeriesId: string; order: readonly TilePosition[]; gatewayPath: (p: TilePosition) => string; pluginPath: (p: TilePosition) => string },
-): Promise<TileBenchResults['zoom']> {
+): Promise<ZoomRound> {
   const { study, series, orthancSeriesId, order } = slide;
   const plugin = await withOrthanc(storageDir, async (orthanc) => {
     const pyramid = (await getJson(`${orthanc.baseUrl}/wsi/pyramids/${orthancSeriesId}`)) as { TilesCount: Array<[number, number]> };
