@@ -134,10 +134,15 @@ describe('frame cache', () => {
     const [level0, level1, level2] = (await instanceAddresses(3)) as [FrameAddress, FrameAddress, FrameAddress];
     level2.finer = level1;
     level1.finer = level0;
-    await cache.get(level2, 1);
+    // A render (a thumbnail, a tissue mask) reads no level ahead; a viewer's tile does.
+    await cache.get(level2, 3);
     await settled();
-    // Both levels under it at once, and level 2 itself (alongside its first batch).
-    expect(wholeCalls).toEqual([level1.sopInstanceUid, level0.sopInstanceUid, level2.sopInstanceUid]);
+    expect(wholeCalls).toEqual([level2.sopInstanceUid]);
+    wholeCalls.length = 0;
+    await cache.get(level2, 1, { forViewer: true });
+    await settled();
+    // Both levels under it at once.
+    expect(wholeCalls).toEqual([level1.sopInstanceUid, level0.sopInstanceUid]);
     expect(cache.stats().readAheadRequests).toBe(2);
     const requests = cache.stats().requests;
     expect(cache.peek(level1, 1)).toBeDefined();
@@ -151,7 +156,7 @@ describe('frame cache', () => {
     const smallCache = createFrameCache({ source: small.source, maxBytes: 1024 ** 2, prefetchFrames: 4 });
     const [fine, coarse] = (await instanceAddresses(2)) as [FrameAddress, FrameAddress];
     coarse.finer = fine;
-    await smallCache.get(coarse, 1);
+    await smallCache.get(coarse, 1, { forViewer: true });
     await settled();
     expect(small.wholeCalls).not.toContain(fine.sopInstanceUid);
   });

@@ -157,6 +157,8 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   const instanceHistory = new LRUCache<string, { batches: number; meanFrameBytes: number; readWhole?: boolean }>({ max: 10_000 });
   /** Instances read whole whose `next` is to be read ahead at their next access → their mean frame bytes. */
   const armedReadAheads = new Map<string, number>();
+  /** Finer levels read ahead for a viewer, until their read lands: the chain may go on from there. */
+  const finerReadAheads = new Set<string>();
   /** Whole-instance reads in flight, by SOP Instance UID. */
   const wholeReads = new Map<string, Promise<void>>();
   let flushScheduled = false;
@@ -199,16 +201,19 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
    * Reads `next` whole in the background, unless it has been read whole already or would take more
    * than a quarter of the cache (its size estimated from the instance before it, the same level).
    */
-  function readAhead(next: FrameAddress, meanFrameBytes: number): void {
-    if (wholeReads.has(next.sopInstanceUid) || instanceHistory.get(next.sopInstanceUid)?.readWhole || meanFrameBytes * next.numberOfFrames > maxBytes / 4) return;
+  function readAhead(next: FrameAddress, meanFrameBytes: number): boolean {
+    if (wholeReads.has(next.sopInstanceUid) || instanceHistory.get(next.sopInstanceUid)?.readWhole || meanFrameBytes * next.numberOfFrames > maxBytes / 4) return false;
     stats.readAheadRequests++;
     void readWhole(next, new Map());
+    return true;
   }
 
   /**
-   * The first access to an instance of a level, or its whole read landing: the moment to read the finer
-   * levels ahead, all at once (a viewer passes through the small ones faster than a PACS answers one),
-   * down to the first that is not small. Sizes are estimated from the frames seen of the level above.
+   * A viewer's first access to an instance of a level (or a level read ahead for it landing): the moment
+   * to read the finer levels ahead, all at once (a viewer passes through the small ones faster than a
+   * PACS answers one), down to the first that is not small. Sizes are estimated from the frames seen
+   * of the level above. Not for renders (thumbnails, tissue masks): a slide list would read every
+   * slide's small levels.
    */
   function readFinerAhead(address: FrameAddress): void {
     const limit = Math.min(FINER_READ_AHEAD_BYTES, maxBytes / 16);
@@ -216,7 +221,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     for (let finer = address.finer; finer; finer = finer.finer) {
       const meanFrameBytes = seen || guessStoredFrameBytes(finer);
       if (meanFrameBytes * finer.numberOfFrames > limit) break;
-      readAhead(finer, meanFrameBytes);
+      if (readAhead(finer, meanFrameBytes)) finerReadAheads.add(finer.sopInstanceUid);
       seen = instanceHistory.get(finer.sopInstanceUid)?.meanFrameBytes ?? seen;
     }
     address.finer = undefined;
@@ -275,6 +280,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       try {
         frames = await source.readAllFrames(address, { numberOfFrames: address.numberOfFrames, frameBytes: address.frameBytes });
       } catch (error) {
+        finerReadAheads.delete(sop);
         settleWanted(sop, wanted, new Map(), error);
         throw error;
       } finally {
@@ -283,8 +289,8 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       stats.framesFetched += frames.length;
       learn(address, frames, true);
       const instance = keepInstance(sop, frames);
-      // Landed (a read ahead too): finer levels the estimate left out may fit, now sized by these frames.
-      if (address.finer) readFinerAhead(address);
+      // A level read ahead for a viewer landed: finer ones the estimate left out may fit, sized by these frames.
+      if (finerReadAheads.delete(sop) && address.finer) readFinerAhead(address);
       const byNumber = new Map<number, CachedFrame>();
       for (const n of wanted.keys()) {
         const frame = lookup(sop, n) ?? instance.frames[n - 1];
@@ -353,10 +359,13 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     for (const batch of batches) void fetchBatch(batch);
   }
 
-  /** The frame, from memory or fetched (batched with other misses of this tick and neighbours). */
-  function get(address: FrameAddress, frameNumber: number): Promise<CachedFrame> {
+  /**
+   * The frame, from memory or fetched (batched with other misses of this tick and neighbours).
+   * `forViewer`: a tile a viewer asked for, which may read the finer levels ahead.
+   */
+  function get(address: FrameAddress, frameNumber: number, { forViewer = false }: { forViewer?: boolean } = {}): Promise<CachedFrame> {
     if (address.next && armedReadAheads.size > 0) noteAccess(address);
-    if (address.finer) readFinerAhead(address);
+    if (forViewer && address.finer) readFinerAhead(address);
     const key = frameKey(address.sopInstanceUid, frameNumber);
     const cached = lookup(address.sopInstanceUid, frameNumber);
     if (cached) {
@@ -397,7 +406,10 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   return {
     get,
 
-    /** The frame if it is in memory now (counted as a hit), or undefined; fetches nothing but a read-ahead. */
+    /**
+     * The frame if it is in memory now (counted as a hit), or undefined; fetches nothing but a read-ahead.
+     * Only tiles for a viewer are peeked at (the warm-tile path), so this may read the finer levels ahead.
+     */
     peek(address: FrameAddress, frameNumber: number): CachedFrame | undefined {
       if (address.next && armedReadAheads.size > 0) noteAccess(address);
       if (address.finer) readFinerAhead(address);

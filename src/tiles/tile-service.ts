@@ -103,7 +103,7 @@ export function createTileService({ source, cacheBytes, prefetchFrames, jpegQual
 
   async function readBrowserJpeg(slide: Slide, instanceIndex: number, frameNumber: number): Promise<Buffer> {
     const instance = slide.instances[instanceIndex]!;
-    const frame = await frames.get(frameAddress(slide, instanceIndex), frameNumber);
+    const frame = await frames.get(frameAddress(slide, instanceIndex), frameNumber, { forViewer: true });
     if (frame.isBrowserJpeg || isBrowserReady(frame.transferSyntaxUid, instance.photometricInterpretation)) {
       return frame.data;
     }
