@@ -15,8 +15,8 @@ import { startOrthanc, type OrthancServer } from '../test/support/orthanc.js';
 import { makeLargeSlide, readDicomFileFacts } from '../test/support/wsi-data.js';
 import { startCountingProxy } from './support/count-proxy.js';
 import { readGatewayProblems, startGateway, type GatewayProcess } from './support/gateway-process.js';
-import { extractFirstPart, fetchBytes, runPass, selectMedianPass, type PassResult } from './support/load.js';
-import { formatReport, writeReport, type TileBenchResults } from './support/report.js';
+import { extractFirstPart, fetchBytes, runPass, selectMedianPass } from './support/load.js';
+import { computeZoomSeconds, formatReport, writeReport, type TileBenchResults } from './support/report.js';
 import { computeGridViewerOrder, computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
 import { runWrk } from './support/wrk.js';
 
@@ -268,13 +268,12 @@ async function main(): Promise<void> {
 }
 
 type ZoomRound = Omit<TileBenchResults['zoom'], 'rounds'>;
-const zoomSeconds = (z: { upper: PassResult; level0: PassResult }): number => z.upper.seconds + z.level0.seconds;
 
 /** Each target's round of median time (levels above 0 and level 0 together), and every round's times. */
 function selectMedianZoom(runs: readonly ZoomRound[]): TileBenchResults['zoom'] {
   const median = (target: 'gateway' | 'plugin'): ZoomRound[typeof target] =>
-    [...runs].sort((a, b) => zoomSeconds(a[target]) - zoomSeconds(b[target]))[Math.floor(runs.length / 2)]![target];
-  const rounds = runs.map((r) => ({ gateway: zoomSeconds(r.gateway), plugin: zoomSeconds(r.plugin) }));
+    [...runs].sort((a, b) => computeZoomSeconds(a[target]) - computeZoomSeconds(b[target]))[Math.floor(runs.length / 2)]![target];
+  const rounds = runs.map((r) => ({ gateway: computeZoomSeconds(r.gateway), plugin: computeZoomSeconds(r.plugin) }));
   return { levels: runs[0]!.levels, gateway: median('gateway'), plugin: median('plugin'), rounds };
 }
 

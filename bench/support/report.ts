@@ -51,6 +51,11 @@ export interface TileBenchResults {
   readonly check: { sampled: number; identical: number; mismatch: string | undefined };
 }
 
+/** A zoom-in pass's whole time: the levels above 0, then level 0. */
+export function computeZoomSeconds(z: { upper: PassResult; level0: PassResult }): number {
+  return z.upper.seconds + z.level0.seconds;
+}
+
 const fixed = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a');
 const ratio = (a: number, b: number): string => `${fixed(a / b, 2)}x`;
 const rate = (p: PassResult): number => p.requests / p.seconds;
@@ -74,8 +79,7 @@ function verdict(value: number, target: number): string {
 /** The report in markdown, ready to print and to quote. */
 export function formatReport(r: TileBenchResults): string {
   const { slide, cold, zoom, second, warm, gateway, concurrency: c } = r;
-  const zoomSeconds = (z: { upper: PassResult; level0: PassResult }): number => z.upper.seconds + z.level0.seconds;
-  const zoomVsPlugin = zoomSeconds(zoom.plugin) / zoomSeconds(zoom.gateway);
+  const zoomVsPlugin = computeZoomSeconds(zoom.plugin) / computeZoomSeconds(zoom.gateway);
   const zoomLevel0VsPlugin = rate(zoom.gateway.level0) / rate(zoom.plugin.level0);
   const coldVsPlugin = rate(cold.gateway) / rate(cold.plugin);
   const rounds = cold.rounds.gateway.length;

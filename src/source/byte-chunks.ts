@@ -25,7 +25,9 @@ export class ByteChunks {
     this.length = offset;
   }
 
-  static from(bytes: Buffer | readonly Buffer[]): ByteChunks {
+  /** One buffer, or chunks, as ByteChunks; ByteChunks as they are. */
+  static from(bytes: Buffer | readonly Buffer[] | ByteChunks): ByteChunks {
+    if (bytes instanceof ByteChunks) return bytes;
     return new ByteChunks(Buffer.isBuffer(bytes) ? [bytes] : bytes);
   }
 

@@ -111,7 +111,7 @@ function skipDataset(c: Cursor, implicit: boolean, endTag: number): void {
  * attributes before it run past `bytes`, Part10Error when the file is not Part 10.
  */
 export function locatePixelData(file: Buffer | ByteChunks, transferSyntaxUid: string): PixelDataLocation | undefined {
-  const bytes = Buffer.isBuffer(file) ? ByteChunks.from(file) : file;
+  const bytes = ByteChunks.from(file);
   if (bytes.length < 132) throw new NeedMoreBytes();
   if (bytes.latin1(128, 132) !== 'DICM') throw new Part10Error('Not a DICOM Part 10 file (no DICM prefix)');
   if (!isWalkableSyntax(transferSyntaxUid)) throw new Part10Error(`Transfer syntax ${transferSyntaxUid} is not supported for local files`);
@@ -208,7 +208,7 @@ function computeFrameRanges(bytes: ByteChunks, start: number, shift: number, num
 
 /** Reads the Transfer Syntax UID (0002,0010) from the file meta information. */
 export function readTransferSyntax(file: Buffer | ByteChunks): string {
-  const bytes = Buffer.isBuffer(file) ? ByteChunks.from(file) : file;
+  const bytes = ByteChunks.from(file);
   if (bytes.length < 132) throw new NeedMoreBytes();
   if (bytes.latin1(128, 132) !== 'DICM') throw new Part10Error('Not a DICOM Part 10 file (no DICM prefix)');
   const c = new Cursor(bytes, 132);

@@ -139,9 +139,12 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     sizeCalculation: (v) => (isInstance(v) ? v.bytes + v.frames.length * ENTRY_OVERHEAD_BYTES : v.data.length + ENTRY_OVERHEAD_BYTES),
   });
 
-  /** A frame in memory: its own entry (a batch read, a browser JPEG) first, else its instance's. */
-  function lookup(sopInstanceUid: string, frameNumber: number): CachedFrame | undefined {
-    const own = cache.get(frameKey(sopInstanceUid, frameNumber));
+  /**
+   * A frame in memory: its own entry (a batch read, a browser JPEG) first, else its instance's. `key`
+   * is its frameKey, passed by a caller that has built it already (the tile path builds it once).
+   */
+  function lookup(sopInstanceUid: string, frameNumber: number, key = frameKey(sopInstanceUid, frameNumber)): CachedFrame | undefined {
+    const own = cache.get(key);
     if (own) return own as CachedFrame;
     const instance = cache.get(sopInstanceUid) as CachedInstance | undefined;
     return instance?.frames[frameNumber - 1];
@@ -367,7 +370,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     if (address.next && armedReadAheads.size > 0) noteAccess(address);
     if (forViewer && address.finer) readFinerAhead(address);
     const key = frameKey(address.sopInstanceUid, frameNumber);
-    const cached = lookup(address.sopInstanceUid, frameNumber);
+    const cached = lookup(address.sopInstanceUid, frameNumber, key);
     if (cached) {
       stats.hits++;
       return Promise.resolve(cached);
@@ -381,7 +384,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     if (whole) {
       stats.hits++;
       // The frame is in the answer on its way; should it not be (or be evicted at once), ask again.
-      return whole.then(() => lookup(address.sopInstanceUid, frameNumber) ?? get(address, frameNumber));
+      return whole.then(() => lookup(address.sopInstanceUid, frameNumber, key) ?? get(address, frameNumber));
     }
     stats.misses++;
     let batch = pending.get(address.sopInstanceUid);
