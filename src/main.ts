@@ -72,7 +72,7 @@ async function main(env: Readonly<Record<string, string | undefined>> = process.
 
 export { main };
 
-// `tsx src/main.ts` (npm start) runs it; `wsi-gateway serve` imports it and calls main() itself.
+// `tsx src/main.ts` runs it; `wsi-gateway serve` (npm start) imports it and calls main() itself.
 if (process.argv[1] === import.meta.filename) {
   main().catch((error: unknown) => {
     console.error(error);

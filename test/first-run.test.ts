@@ -1,8 +1,9 @@
 /**
  * README's first command, `npm install && npm start`, with nothing configured: the gateway generates
  * the demo slide, lists it, serves its tiles, embeds it with the built-in model and clusters it. Run as
- * a user would: a child process (the viewer build, then `tsx src/main.ts`, which is what `npm start`
- * runs), started from an empty directory that is not the repository, with no environment but PORT.
+ * a user would: a child process (the viewer and server builds, then `node dist/wsi-gateway.mjs serve`,
+ * which is what `npm start` runs), started from an empty directory that is not the repository, with no
+ * environment but PORT. So the production build itself is tested here, end to end.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -13,7 +14,6 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const tsx = join(repo, 'node_modules', '.bin', 'tsx');
 
 interface Gateway {
   child: ChildProcess;
@@ -33,11 +33,11 @@ async function findFreePort(): Promise<number> {
   });
 }
 
-/** Starts `tsx src/main.ts` in `cwd` with only PORT set (and PATH/HOME, which any shell has). */
+/** Starts the built gateway in `cwd` with only PORT set (and PATH/HOME, which any shell has). */
 async function startGateway(cwd: string): Promise<Gateway> {
   const port = await findFreePort();
   const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? cwd, PORT: String(port) };
-  const child = spawn(tsx, [join(repo, 'src', 'main.ts')], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--enable-source-maps', join(repo, 'dist', 'wsi-gateway.mjs'), 'serve'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -72,9 +72,11 @@ let gateway: Gateway | undefined;
 
 beforeAll(async () => {
   cwd = await mkdtemp(join(tmpdir(), 'first-run-'));
-  // `npm start` builds the viewer first (the prestart script).
-  const build = spawnSync(process.execPath, [join(repo, 'scripts', 'build-viewer.mjs')], { cwd: repo, encoding: 'utf8' });
-  expect(build.status, build.stderr).toBe(0);
+  // `npm start` builds the viewer and the server first (the prestart script).
+  for (const script of ['build-viewer.mjs', 'build-server.mjs']) {
+    const build = spawnSync(process.execPath, [join(repo, 'scripts', script)], { cwd: repo, encoding: 'utf8' });
+    expect(build.status, build.stderr).toBe(0);
+  }
 });
 
 afterAll(async () => {

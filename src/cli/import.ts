@@ -6,7 +6,6 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { ConfigError, loadConfig } from '../config/index.js';
@@ -161,6 +160,6 @@ export async function runImport(argv: string[]): Promise<number> {
 }
 
 // `tsx src/cli/import.ts ...` (npm run import) runs it; `wsi-gateway import` imports runImport.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === import.meta.filename) {
   process.exitCode = await runImport(process.argv.slice(2));
 }

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, readConfigFlags } from '../config/index.js';
+import { APP_ROOT_URL } from '../paths.js';
 import { GATEWAY_VERSION } from '../version.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
@@ -58,7 +59,7 @@ printed and written to bench/results/.
 
 ${EXIT_CODES}`;
 
-const repoRoot = new URL('../../', import.meta.url);
+const repoRoot = APP_ROOT_URL;
 
 function isHelp(argv: readonly string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');

@@ -5,9 +5,9 @@
  */
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { BadRequestError } from '../../errors.js';
+import { appPath } from '../../paths.js';
 import { findManifest, loadManifests, type ModelManifest } from '../models/manifest.js';
 import { loadOnnxModel, resolveModelFile, type ExecutionProvider } from './onnx.js';
 import type { EmbeddingModel, PatchBatch } from './types.js';
@@ -16,7 +16,7 @@ export type { EmbeddingModel, PatchBatch } from './types.js';
 export type { ExecutionProvider } from './onnx.js';
 
 /** The manifests that ship with the gateway. */
-export const SHIPPED_MODELS_DIR = fileURLToPath(new URL('../../../models/', import.meta.url));
+export const SHIPPED_MODELS_DIR = appPath('models/');
 
 export interface ModelRegistryOptions {
   /** Weights live here, and manifests here override the shipped ones. */

@@ -7,6 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { ClosingError, CodecError } from '../../errors.js';
+import { APP_ROOT_URL } from '../../paths.js';
 import type { DecodeReply } from './decode-worker.js';
 import type { WasmDecodeRequest, WasmDecodeResult } from './wasm-run.js';
 
@@ -76,7 +77,8 @@ interface Slot {
   retired: boolean;
 }
 
-const DEFAULT_WORKER_URL = new URL('./decode-worker.mjs', import.meta.url);
+// The worker's file stays a file of the sources in the production build too (it loads its TypeScript body with tsx).
+const DEFAULT_WORKER_URL = new URL('src/tiles/codecs/decode-worker.mjs', APP_ROOT_URL);
 
 export function createDecodePool({ threads, workerUrl = DEFAULT_WORKER_URL, decodeTimeoutMs = 20_000, idleMs = 300_000 }: DecodePoolOptions): DecodePool {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`A decode pool needs at least 1 thread, not ${threads}`);
