@@ -1,13 +1,23 @@
 /**
- * The gateway as production runs it: `node --import tsx src/main.ts` in its own process, so it never
- * shares an event loop (or a CPU-time budget inside one process) with the load generator.
+ * The gateway as production runs it (`npm start`, the Docker images): built by scripts/build-server.mjs
+ * and started as `node dist/wsi-gateway.mjs serve` in its own process, so it never shares an event loop
+ * (or a CPU-time budget inside one process) with the load generator.
  */
+import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findFreePort, readMemoryMiB, spawnTracked, stopChild, waitForHttp } from './children.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Builds dist/wsi-gateway.mjs from the sources as they are now, once per benchmark process. */
+let built = false;
+function buildServer(): void {
+  if (built) return;
+  execFileSync(process.execPath, ['scripts/build-server.mjs'], { cwd: repoRoot, stdio: 'inherit' });
+  built = true;
+}
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -51,7 +61,8 @@ export async function startGateway({ dicomwebUrl, logPath, cacheBytes = '1GiB', 
     // One line per request at info level would cost the gateway more than some of the work measured.
     LOG_LEVEL: 'warn',
   };
-  const child = spawnTracked(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts'], { cwd: repoRoot, env, logPath });
+  buildServer();
+  const child = spawnTracked(process.execPath, [...nodeArgs, '--enable-source-maps', 'dist/wsi-gateway.mjs', 'serve'], { cwd: repoRoot, env, logPath });
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(`${baseUrl}/healthz`, child);

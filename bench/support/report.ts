@@ -134,7 +134,7 @@ export function formatReport(r: TileBenchResults): string {
       `${fixed(counts.requests)} requests, of which ${fixed(counts.frameRequests)} frame requests naming ${fixed(counts.framesRequested)} frames = ` +
       `**${fixed(counts.framesRequested / counts.frameRequests, 1)} frames per PACS request**, ${fixed(counts.framesRequested / tilesServed, 2)} frames fetched per tile served ` +
       `(that pass took ${fixed(gateway.counted.pass.seconds, 1)} s with the proxy hop).`,
-    `- Memory (a \`node --import tsx\` process): RSS ${fixed(gateway.memoryAfterOpen?.rssMiB ?? NaN)} MiB after opening the slide, ` +
+    `- Memory (the built gateway, \`node dist/wsi-gateway.mjs serve\` as \`npm start\` runs it): RSS ${fixed(gateway.memoryAfterOpen?.rssMiB ?? NaN)} MiB after opening the slide, ` +
       `${fixed(gateway.memory?.rssMiB ?? NaN)} MiB after its passes and wrk, peak ${fixed(gateway.memory?.peakMiB ?? NaN)} MiB ` +
       `(TILE_CACHE_BYTES=1GiB; level 0 is ${fixed(gateway.level0JpegBytes / 2 ** 20, 1)} MiB of JPEG).`,
     `- Warnings and errors in the gateway's log: ${gateway.problems.length}${gateway.problems.length > 0 ? ` (first: \`${gateway.problems[0]}\`)` : ''}.`,
@@ -144,6 +144,7 @@ export function formatReport(r: TileBenchResults): string {
     '### Method',
     '',
     '- The zoom-in rows show each target\'s round of median total time; its level-0 ratio compares those rounds\' level-0 passes.',
+    '- The gateway runs built (scripts/build-server.mjs), as `npm start` and the Docker images run it, not from its sources under tsx.',
     '- One Orthanc 1.10.1 storage (DICOMweb plugin with Full series metadata, WSI plugin on), loaded once; Orthanc is restarted on that ' +
       'storage before each cold pass (plugin, gateway, direct WADO-RS), so no pass inherits the in-memory caches of Orthanc (its parsed-DICOM ' +
       'cache) or of the WSI plugin that an earlier pass warmed. The OS page cache is warm for all three alike (the files were just written).',
