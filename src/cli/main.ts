@@ -59,8 +59,6 @@ printed and written to bench/results/.
 
 ${EXIT_CODES}`;
 
-const repoRoot = APP_ROOT_URL;
-
 function isHelp(argv: readonly string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');
 }
@@ -85,10 +83,10 @@ async function runBench(argv: string[]): Promise<number> {
   if (name === undefined) return usageError('Name a benchmark.', BENCH_USAGE);
   const script = BENCHES[name];
   if (script === undefined) return usageError(`Unknown benchmark '${name}'.`, BENCH_USAGE);
-  const path = fileURLToPath(new URL(script, repoRoot));
+  const path = fileURLToPath(new URL(script, APP_ROOT_URL));
   if (!existsSync(path)) return usageError(`${script} is not in this installation: run benchmarks from a checkout.`, BENCH_USAGE);
   // tsx by absolute URL, so the child finds it whatever the working directory is.
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path, ...rest], { cwd: fileURLToPath(repoRoot), stdio: 'inherit' });
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path, ...rest], { cwd: fileURLToPath(APP_ROOT_URL), stdio: 'inherit' });
   // Ctrl-C reaches the child through the terminal's process group: wait for it to stop and report its
   // exit (130). A signal sent to this process alone is passed on.
   process.on('SIGINT', () => undefined);
