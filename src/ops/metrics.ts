@@ -5,6 +5,7 @@
  * Prometheus scrapes (tile cache, jobs), so nothing is counted twice and nothing runs between scrapes.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createHttpMetrics } from './http-metrics.js';
 import type { KMeansEngine } from '../analysis/kmeans.js';
 import type { JobQueue, JobReporter, JobState } from '../embed/jobs/job-queue.js';
 import type { CircuitState } from '../source/index.js';
@@ -68,8 +69,13 @@ export function createMetrics(): GatewayMetrics {
   let sources: MetricsSources | undefined;
   const registers = [registry];
 
-  const httpRequests = new Counter({ name: `${PREFIX}http_requests_total`, help: 'HTTP requests answered, by route pattern, method and status', labelNames: ['route', 'method', 'status'], registers });
-  const httpDuration = new Histogram({ name: `${PREFIX}http_request_duration_seconds`, help: 'HTTP request duration until the handler returned, by route pattern and method', labelNames: ['route', 'method'], buckets: HTTP_BUCKETS, registers });
+  const http = createHttpMetrics(registry, {
+    requestsName: `${PREFIX}http_requests_total`,
+    requestsHelp: 'HTTP requests answered, by route pattern, method and status',
+    durationName: `${PREFIX}http_request_duration_seconds`,
+    durationHelp: 'HTTP request duration until the handler returned, by route pattern and method',
+    buckets: HTTP_BUCKETS,
+  });
 
   const cacheStats = () => sources?.tiles.stats();
   createMirrorCounter(`${PREFIX}tile_cache_hits_total`, 'Tile (frame) lookups answered from memory or from a fetch already in flight', registers, () => cacheStats()?.hits);
@@ -123,10 +129,7 @@ export function createMetrics(): GatewayMetrics {
     watch(next) {
       sources = next;
     },
-    observeHttp(method, route, status, seconds) {
-      httpRequests.inc({ route, method, status: String(status) });
-      httpDuration.observe({ route, method }, seconds);
-    },
+    observeHttp: (method, route, status, seconds) => http.observe(method, route, status, seconds),
     observeUpstream({ operation, outcome, errorKind, seconds }) {
       const op = operation.replaceAll(' ', '_');
       pacsRequests.inc({ operation: op, outcome });
