@@ -14,8 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { startOrthanc, type OrthancServer } from '../test/support/orthanc.js';
 import { makeLargeSlide, readDicomFileFacts } from '../test/support/wsi-data.js';
 import { startCountingProxy } from './support/count-proxy.js';
+import { withFloorServer, writeFloorTiles } from './support/floor-process.js';
 import { readGatewayProblems, startGateway, type GatewayProcess } from './support/gateway-process.js';
-import { extractFirstPart, fetchBytes, runPass, selectMedianPass } from './support/load.js';
+import { extractFirstPart, fetchBytes, runPass, selectMedianPass, type PassResult } from './support/load.js';
 import { computeZoomSeconds, formatReport, writeReport, type TileBenchResults } from './support/report.js';
 import { computeGridViewerOrder, computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
 import { runWrk } from './support/wrk.js';
@@ -177,7 +178,9 @@ async function main(): Promise<void> {
       const cold = await runPass(urls(orthanc.baseUrl, pluginPath), { concurrency });
       const second = await runPass(urls(orthanc.baseUrl, pluginPath), { concurrency });
       const warm = await runWrk({ baseUrl: orthanc.baseUrl, paths: order.map(pluginPath), workDir: runDir, name: 'plugin', durationSeconds: wrkSeconds.main });
-      return { openMs: open.ms, cold, second, warm };
+      // The same bytes the gateway serves (compareBytes checks a sample), at the gateway's paths.
+      const floorTiles = await writeFloorTiles(runDir, order.map(gatewayPath), urls(orthanc.baseUrl, pluginPath));
+      return { openMs: open.ms, cold, second, warm, floorTiles };
     });
 
     step('gateway: fresh process on a fresh Orthanc: cold pass, second pass, wrk, byte check');
@@ -195,9 +198,13 @@ async function main(): Promise<void> {
       }),
     );
 
-    if (coldRounds > 1) step(`cold passes 2 to ${coldRounds} of each target, alternating (a fresh Orthanc, and a fresh gateway process, each)`);
-    const coldRuns = { plugin: [plugin.cold], gateway: [gateway.cold] };
-    for (let round = 1; round < coldRounds; round++) {
+    step(`cold passes of the node:http floor${coldRounds > 1 ? ` and 2 to ${coldRounds} of each target` : ''}, alternating (a fresh Orthanc, and a fresh gateway or floor process, each)`);
+    const coldRuns = { plugin: [plugin.cold], gateway: [gateway.cold], floor: [] as PassResult[] };
+    const floorPass = (): Promise<PassResult> =>
+      withFloorServer(plugin.floorTiles, join(runDir, 'floor.log'), (baseUrl) => runPass(urls(baseUrl, gatewayPath), { concurrency }));
+    for (let round = 0; round < coldRounds; round++) {
+      coldRuns.floor.push(await floorPass());
+      if (round === 0) continue; // the plugin's and the gateway's first cold passes ran above
       coldRuns.plugin.push(await withOrthanc(storageDir, (orthanc) => runPass(urls(orthanc.baseUrl, pluginPath), { concurrency })));
       coldRuns.gateway.push(
         await withOrthanc(storageDir, (orthanc) =>
@@ -240,7 +247,7 @@ async function main(): Promise<void> {
         `gateway TILE_PREFETCH_FRAMES ${prefetchFrames ?? 'default'}, Node ${process.version}, Orthanc ${loaded.orthancVersion} (DICOMweb plugin with Full metadata, WSI plugin)`,
       slide: { widthPx: map.widthPx, heightPx: map.heightPx, gridCols: map.gridCols, gridRows: map.gridRows, tiles: order.length, level0Instances: map.instances.length },
       openMs: { gateway: gateway.openMs, plugin: plugin.openMs },
-      cold: { gateway: selectMedianPass(coldRuns.gateway), plugin: selectMedianPass(coldRuns.plugin), wado: wado.cold, rounds: coldRuns },
+      cold: { gateway: selectMedianPass(coldRuns.gateway), plugin: selectMedianPass(coldRuns.plugin), floor: selectMedianPass(coldRuns.floor), wado: wado.cold, rounds: coldRuns },
       zoom,
       second: { gateway: gateway.second, plugin: plugin.second },
       warm: { gateway: gateway.warm, plugin: plugin.warm, wado: wado.warm },

@@ -25,8 +25,17 @@ export interface TileBenchResults {
   readonly slide: { widthPx: number; heightPx: number; gridCols: number; gridRows: number; tiles: number; level0Instances: number };
   /** Opening the slide, before any tile: gateway descriptor and plugin pyramid, each on a fresh Orthanc. */
   readonly openMs: { gateway: number; plugin: number };
-  /** `gateway` and `plugin`: the median of `rounds`, each a cold pass on fresh processes. */
-  readonly cold: { gateway: PassResult; plugin: PassResult; wado: PassResult; rounds: { gateway: readonly PassResult[]; plugin: readonly PassResult[] } };
+  /**
+   * `gateway`, `plugin` and `floor`: the median of `rounds`, each a cold pass on fresh processes. `floor`
+   * is a bare node:http server answering the same tiles from memory (support/floor-server.mjs).
+   */
+  readonly cold: {
+    gateway: PassResult;
+    plugin: PassResult;
+    floor: PassResult;
+    wado: PassResult;
+    rounds: { gateway: readonly PassResult[]; plugin: readonly PassResult[]; floor: readonly PassResult[] };
+  };
   /**
    * A viewer zooming in: the levels above 0 top-down (`upper`), then level 0, each target fresh; each
    * target's round of median time, and every round's total seconds.
@@ -101,6 +110,7 @@ export function formatReport(r: TileBenchResults): string {
     '|---|---|---|---|---|---|---|---|',
     passRow('gateway', `cold: fresh gateway process, fresh Orthanc, viewer order, ${c} in flight (${coldRounds})`, cold.gateway),
     passRow('Orthanc WSI plugin', `cold: fresh Orthanc, viewer order, ${c} in flight (${coldRounds})`, cold.plugin),
+    passRow('node:http floor', `cold: fresh bare Node server, the same tiles already in its memory, no PACS, ${c} in flight (${coldRounds})`, cold.floor),
     passRow('gateway', `zooming in, cold: fresh gateway process, fresh Orthanc, the ${zoom.levels - 1} levels above 0 smallest first`, zoom.gateway.upper),
     passRow('Orthanc WSI plugin', `zooming in, cold: fresh Orthanc, the ${zoom.levels - 1} levels above 0 smallest first`, zoom.plugin.upper),
     passRow('gateway', 'zooming in, cold: then level 0 in viewer order', zoom.gateway.level0),
@@ -117,12 +127,14 @@ export function formatReport(r: TileBenchResults): string {
     `| gateway cold / plugin cold (level 0 straight after opening, ${coldRounds}) | ${ratio(rate(cold.gateway), rate(cold.plugin))} | ≥ 1x | ${verdict(coldVsPlugin, 1)} |`,
     `| zooming in, whole pyramid (time, ${coldRounds}): gateway / plugin | ${fixed(zoomVsPlugin, 2)}x | ≥ 1x | ${verdict(zoomVsPlugin, 1)} |`,
     `| zooming in, level 0 after the levels above: gateway / plugin | ${fixed(zoomLevel0VsPlugin, 2)}x | ≥ 1x | ${verdict(zoomLevel0VsPlugin, 1)} |`,
+    `| gateway cold / node:http floor cold | ${ratio(rate(cold.gateway), rate(cold.floor))} | none | |`,
+    `| plugin cold / node:http floor cold | ${ratio(rate(cold.plugin), rate(cold.floor))} | none | |`,
     `| gateway cold / direct single-frame WADO-RS cold | ${ratio(rate(cold.gateway), rate(cold.wado))} | ≥ 5x | ${verdict(coldVsWado, 5)} |`,
     `| gateway warm / plugin warm (wrk) | ${ratio(warm.gateway.requestsPerSecond, warm.plugin.requestsPerSecond)} | ≥ 1x | ${verdict(warmVsPlugin, 1)} |`,
     `| gateway warm / direct WADO-RS (wrk) | ${ratio(warm.gateway.requestsPerSecond, warm.wado.requestsPerSecond)} | none | |`,
     '',
     `Cold passes straight to level 0, in the order run (each on fresh processes, the two targets alternating): gateway ${roundTimes(cold.rounds.gateway)} s; ` +
-      `plugin ${roundTimes(cold.rounds.plugin)} s; round by round, gateway / plugin ${roundRatios}. ` +
+      `plugin ${roundTimes(cold.rounds.plugin)} s; round by round, gateway / plugin ${roundRatios}; node:http floor ${roundTimes(cold.rounds.floor)} s. ` +
       `Zooming in (whole pyramid): gateway ${zoom.rounds.map((z) => fixed(z.gateway, 2)).join(', ')} s; plugin ${zoom.rounds.map((z) => fixed(z.plugin, 2)).join(', ')} s; ` +
       `round by round ${zoom.rounds.map((z) => fixed(z.plugin / z.gateway, 2)).join(', ')}.`,
     '',
@@ -154,6 +166,9 @@ export function formatReport(r: TileBenchResults): string {
     '- Two cold scenarios. Level 0 straight after opening the slide: every tile of a fresh gateway process is also the first its JIT sees. ' +
       'Zooming in, as a viewer opens a slide at the overview: every tile of the levels above 0, smallest level first, then level 0, each target ' +
       'fresh; the ratio for the whole pyramid compares the two passes\' total times.',
+    '- The node:http floor is a fresh `node bench/support/floor-server.mjs` per pass: node:http answering the same tiles (fetched once from the ' +
+      'plugin, untimed) from memory at the gateway\'s paths with its headers, and doing nothing else. It is what a fresh Node process costs ' +
+      'for the pass on this machine before any gateway work: no PACS reads, no cache, no routing, no metrics, and no Orthanc running beside it.',
     '- Viewer order: the grid in 8x5-tile blocks (a viewport), blocks row-major, tiles row-major inside each block, as a viewer panning row by row asks.',
     '- The direct WADO-RS baseline asks `/studies/../series/../instances/{sop}/frames/{n}` with `Accept: multipart/related; type="image/jpeg"; ' +
       'transfer-syntax=1.2.840.10008.1.2.4.50`, its tile → (instance, frame) map derived in the benchmark from the per-frame positions ' +

@@ -1,0 +1,47 @@
+/**
+ * The node:http floor of bench/tiles as a process: the tiles' bytes are written once to a run folder,
+ * and each cold pass gets a fresh `node floor-server.mjs` serving them at the gateway's tile paths.
+ */
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fetchBytes } from './load.js';
+import { findFreePort, spawnTracked, stopChild, waitForHttp } from './children.js';
+
+const serverScript = join(dirname(fileURLToPath(import.meta.url)), 'floor-server.mjs');
+
+/** Where the floor's tiles were written. */
+export interface FloorTiles {
+  tilesPath: string;
+  indexPath: string;
+}
+
+/** Fetches each tile from `sourceUrls` (untimed) and writes them for the floor server, keyed by `paths`. */
+export async function writeFloorTiles(dir: string, paths: readonly string[], sourceUrls: readonly string[]): Promise<FloorTiles> {
+  const bodies: Buffer[] = [];
+  for (const url of sourceUrls) {
+    const { status, body } = await fetchBytes(url);
+    if (status !== 200) throw new Error(`HTTP ${status} for ${url}, fetching the floor's tiles`);
+    bodies.push(body);
+  }
+  const tiles: FloorTiles = { tilesPath: join(dir, 'floor-tiles.bin'), indexPath: join(dir, 'floor-index.json') };
+  await writeFile(tiles.tilesPath, Buffer.concat(bodies));
+  await writeFile(tiles.indexPath, JSON.stringify({ paths, lengths: bodies.map((b) => b.length) }));
+  return tiles;
+}
+
+/** Runs `body` against a fresh floor server process, stopped afterwards. */
+export async function withFloorServer<T>(tiles: FloorTiles, logPath: string, body: (baseUrl: string) => Promise<T>): Promise<T> {
+  const port = await findFreePort();
+  const child = spawnTracked(process.execPath, [serverScript], {
+    env: { PATH: process.env['PATH'], PORT: String(port), FLOOR_TILES: tiles.tilesPath, FLOOR_INDEX: tiles.indexPath },
+    logPath,
+  });
+  try {
+    const baseUrl = `http://127.0.0.1:${port}`;
+    await waitForHttp(`${baseUrl}/healthz`, child);
+    return await body(baseUrl);
+  } finally {
+    await stopChild(child);
+  }
+}
