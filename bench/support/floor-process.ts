@@ -5,6 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TILE_CACHE_CONTROL } from '../../src/routes/slides.js';
 import { fetchBytes } from './load.js';
 import { findFreePort, spawnTracked, stopChild, waitForHttp } from './children.js';
 
@@ -34,7 +35,7 @@ export async function writeFloorTiles(dir: string, paths: readonly string[], sou
 export async function withFloorServer<T>(tiles: FloorTiles, logPath: string, body: (baseUrl: string) => Promise<T>): Promise<T> {
   const port = await findFreePort();
   const child = spawnTracked(process.execPath, [serverScript], {
-    env: { PATH: process.env['PATH'], PORT: String(port), FLOOR_TILES: tiles.tilesPath, FLOOR_INDEX: tiles.indexPath },
+    env: { PATH: process.env['PATH'], PORT: String(port), FLOOR_TILES: tiles.tilesPath, FLOOR_INDEX: tiles.indexPath, FLOOR_CACHE_CONTROL: TILE_CACHE_CONTROL },
     logPath,
   });
   try {

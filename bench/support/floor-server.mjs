@@ -5,7 +5,7 @@
  * costs for a pass on this machine. Plain JavaScript, so nothing but node:http runs per request.
  *
  * FLOOR_TILES: a file of the tiles' bytes back to back; FLOOR_INDEX: JSON { paths, lengths } in the
- * same order. PORT: where to listen (127.0.0.1).
+ * same order. FLOOR_CACHE_CONTROL: the tile route's Cache-Control. PORT: where to listen (127.0.0.1).
  */
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -27,6 +27,6 @@ createServer((req, res) => {
     res.end();
     return;
   }
-  res.writeHead(200, { 'content-type': 'image/jpeg', etag: tile.etag, 'cache-control': 'private, max-age=31536000, immutable', 'content-length': tile.data.length });
+  res.writeHead(200, { 'content-type': 'image/jpeg', etag: tile.etag, 'cache-control': process.env.FLOOR_CACHE_CONTROL, 'content-length': tile.data.length });
   res.end(tile.data);
 }).listen(Number(process.env.PORT), '127.0.0.1');

@@ -34,7 +34,7 @@ interface ExposedMetric {
   help: string;
   type: 'counter' | 'histogram';
   aggregator: 'sum';
-  get(): Promise<{ name: string; help: string; type: 'counter' | 'histogram'; aggregator: 'sum'; values: ExposedValue[] }>;
+  get(): Promise<Omit<ExposedMetric, 'get'> & { values: ExposedValue[] }>;
 }
 
 export interface HttpMetricsOptions {

@@ -129,7 +129,7 @@ export function createMetrics(): GatewayMetrics {
     watch(next) {
       sources = next;
     },
-    observeHttp: (method, route, status, seconds) => http.observe(method, route, status, seconds),
+    observeHttp: http.observe,
     observeUpstream({ operation, outcome, errorKind, seconds }) {
       const op = operation.replaceAll(' ', '_');
       pacsRequests.inc({ operation: op, outcome });
