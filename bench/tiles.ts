@@ -16,6 +16,7 @@ import { makeLargeSlide, readDicomFileFacts } from '../test/support/wsi-data.js'
 import { startCountingProxy } from './support/count-proxy.js';
 import { withFloorServer, writeFloorTiles } from './support/floor-process.js';
 import { readGatewayProblems, startGateway, type GatewayProcess } from './support/gateway-process.js';
+import { countPacsRequests, pickInstanceEnds, readLevel0In } from './support/in-memory.js';
 import { extractFirstPart, fetchBytes, runPass, selectMedianPass, type PassResult } from './support/load.js';
 import { computeZoomSeconds, formatReport, writeReport, type TileBenchResults } from './support/report.js';
 import { computeGridViewerOrder, computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
@@ -198,12 +199,28 @@ async function main(): Promise<void> {
       }),
     );
 
-    step(`cold passes of the node:http floor${coldRounds > 1 ? ` and 2 to ${coldRounds} of each target` : ''}, alternating (a fresh Orthanc, and a fresh gateway or floor process, each)`);
-    const coldRuns = { plugin: [plugin.cold], gateway: [gateway.cold], floor: [] as PassResult[] };
+    step(
+      `cold passes of the node:http floor and of a gateway with level 0 in memory${coldRounds > 1 ? ` and 2 to ${coldRounds} of each target` : ''}, ` +
+        'alternating (a fresh Orthanc, and a fresh gateway or floor process, each)',
+    );
+    const coldRuns = { plugin: [plugin.cold], gateway: [gateway.cold], floor: [] as PassResult[], inMemory: [] as PassResult[] };
     const floorPass = (): Promise<PassResult> =>
       withFloorServer(plugin.floorTiles, join(runDir, 'floor.log'), (baseUrl) => runPass(urls(baseUrl, gatewayPath), { concurrency }));
+    let pacsRequestsInMemory = 0;
+    const inMemoryPass = (): Promise<PassResult> =>
+      withOrthanc(storageDir, (orthanc) =>
+        withGateway(orthanc.dicomwebUrl, join(runDir, 'gateway-memory.log'), async (gw) => {
+          await getJson(`${gw.baseUrl}/api/slides/${study}/${series}`);
+          await readLevel0In(urls(gw.baseUrl, gatewayPath, pickInstanceEnds(map, order)));
+          const before = await countPacsRequests(gw.baseUrl);
+          const pass = await runPass(urls(gw.baseUrl, gatewayPath), { concurrency });
+          pacsRequestsInMemory += (await countPacsRequests(gw.baseUrl)) - before;
+          return pass;
+        }),
+      );
     for (let round = 0; round < coldRounds; round++) {
       coldRuns.floor.push(await floorPass());
+      coldRuns.inMemory.push(await inMemoryPass());
       if (round === 0) continue; // the plugin's and the gateway's first cold passes ran above
       coldRuns.plugin.push(await withOrthanc(storageDir, (orthanc) => runPass(urls(orthanc.baseUrl, pluginPath), { concurrency })));
       coldRuns.gateway.push(
@@ -247,7 +264,15 @@ async function main(): Promise<void> {
         `gateway TILE_PREFETCH_FRAMES ${prefetchFrames ?? 'default'}, Node ${process.version}, Orthanc ${loaded.orthancVersion} (DICOMweb plugin with Full metadata, WSI plugin)`,
       slide: { widthPx: map.widthPx, heightPx: map.heightPx, gridCols: map.gridCols, gridRows: map.gridRows, tiles: order.length, level0Instances: map.instances.length },
       openMs: { gateway: gateway.openMs, plugin: plugin.openMs },
-      cold: { gateway: selectMedianPass(coldRuns.gateway), plugin: selectMedianPass(coldRuns.plugin), floor: selectMedianPass(coldRuns.floor), wado: wado.cold, rounds: coldRuns },
+      cold: {
+        gateway: selectMedianPass(coldRuns.gateway),
+        plugin: selectMedianPass(coldRuns.plugin),
+        floor: selectMedianPass(coldRuns.floor),
+        inMemory: selectMedianPass(coldRuns.inMemory),
+        pacsRequestsInMemory,
+        wado: wado.cold,
+        rounds: coldRuns,
+      },
       zoom,
       second: { gateway: gateway.second, plugin: plugin.second },
       warm: { gateway: gateway.warm, plugin: plugin.warm, wado: wado.warm },
@@ -257,7 +282,7 @@ async function main(): Promise<void> {
         memoryAfterOpen: gateway.memoryAfterOpen,
         memory: gateway.memory,
         level0JpegBytes: gateway.cold.bytes,
-        problems: (await Promise.all(['gateway.log', 'gateway-rounds.log', 'gateway-zoom.log', 'gateway-counted.log'].map((log) => readGatewayProblems(join(runDir, log))))).flat(),
+        problems: (await Promise.all(['gateway.log', 'gateway-rounds.log', 'gateway-memory.log', 'gateway-zoom.log', 'gateway-counted.log'].map((log) => readGatewayProblems(join(runDir, log))))).flat(),
         counted: wado.counted,
       },
       check: gateway.check,

@@ -33,8 +33,12 @@ export interface TileBenchResults {
     gateway: PassResult;
     plugin: PassResult;
     floor: PassResult;
+    /** A fresh gateway process that read level 0 in before the pass (support/in-memory.ts). */
+    inMemory: PassResult;
+    /** PACS requests the gateway made during the in-memory passes, all rounds: 0 when level 0 was all in. */
+    pacsRequestsInMemory: number;
     wado: PassResult;
-    rounds: { gateway: readonly PassResult[]; plugin: readonly PassResult[]; floor: readonly PassResult[] };
+    rounds: { gateway: readonly PassResult[]; plugin: readonly PassResult[]; floor: readonly PassResult[]; inMemory: readonly PassResult[] };
   };
   /**
    * A viewer zooming in: the levels above 0 top-down (`upper`), then level 0, each target fresh; each
@@ -110,6 +114,12 @@ export function formatReport(r: TileBenchResults): string {
     '|---|---|---|---|---|---|---|---|',
     passRow('gateway', `cold: fresh gateway process, fresh Orthanc, viewer order, ${c} in flight (${coldRounds})`, cold.gateway),
     passRow('Orthanc WSI plugin', `cold: fresh Orthanc, viewer order, ${c} in flight (${coldRounds})`, cold.plugin),
+    passRow(
+      'gateway',
+      `cold process, level 0 already in its memory: fresh gateway process and Orthanc, level 0 read in first (untimed), ${c} in flight (${coldRounds}; ` +
+        `${fixed(cold.pacsRequestsInMemory)} PACS requests during these passes)`,
+      cold.inMemory,
+    ),
     passRow('node:http floor', `cold: fresh bare Node server, the same tiles already in its memory, no PACS, ${c} in flight (${coldRounds})`, cold.floor),
     passRow('gateway', `zooming in, cold: fresh gateway process, fresh Orthanc, the ${zoom.levels - 1} levels above 0 smallest first`, zoom.gateway.upper),
     passRow('Orthanc WSI plugin', `zooming in, cold: fresh Orthanc, the ${zoom.levels - 1} levels above 0 smallest first`, zoom.plugin.upper),
@@ -127,6 +137,8 @@ export function formatReport(r: TileBenchResults): string {
     `| gateway cold / plugin cold (level 0 straight after opening, ${coldRounds}) | ${ratio(rate(cold.gateway), rate(cold.plugin))} | ≥ 1x | ${verdict(coldVsPlugin, 1)} |`,
     `| zooming in, whole pyramid (time, ${coldRounds}): gateway / plugin | ${fixed(zoomVsPlugin, 2)}x | ≥ 1x | ${verdict(zoomVsPlugin, 1)} |`,
     `| zooming in, level 0 after the levels above: gateway / plugin | ${fixed(zoomLevel0VsPlugin, 2)}x | ≥ 1x | ${verdict(zoomLevel0VsPlugin, 1)} |`,
+    `| gateway with level 0 in memory / plugin cold (serving alone, on a fresh process) | ${ratio(rate(cold.inMemory), rate(cold.plugin))} | none | |`,
+    `| gateway cold / gateway with level 0 in memory (what reading level 0 over DICOMweb costs) | ${ratio(rate(cold.gateway), rate(cold.inMemory))} | none | |`,
     `| gateway cold / node:http floor cold | ${ratio(rate(cold.gateway), rate(cold.floor))} | none | |`,
     `| plugin cold / node:http floor cold | ${ratio(rate(cold.plugin), rate(cold.floor))} | none | |`,
     `| gateway cold / direct single-frame WADO-RS cold | ${ratio(rate(cold.gateway), rate(cold.wado))} | ≥ 5x | ${verdict(coldVsWado, 5)} |`,
@@ -134,7 +146,8 @@ export function formatReport(r: TileBenchResults): string {
     `| gateway warm / direct WADO-RS (wrk) | ${ratio(warm.gateway.requestsPerSecond, warm.wado.requestsPerSecond)} | none | |`,
     '',
     `Cold passes straight to level 0, in the order run (each on fresh processes, the two targets alternating): gateway ${roundTimes(cold.rounds.gateway)} s; ` +
-      `plugin ${roundTimes(cold.rounds.plugin)} s; round by round, gateway / plugin ${roundRatios}; node:http floor ${roundTimes(cold.rounds.floor)} s. ` +
+      `plugin ${roundTimes(cold.rounds.plugin)} s; round by round, gateway / plugin ${roundRatios}; gateway with level 0 in memory ${roundTimes(cold.rounds.inMemory)} s; ` +
+      `node:http floor ${roundTimes(cold.rounds.floor)} s. ` +
       `Zooming in (whole pyramid): gateway ${zoom.rounds.map((z) => fixed(z.gateway, 2)).join(', ')} s; plugin ${zoom.rounds.map((z) => fixed(z.plugin, 2)).join(', ')} s; ` +
       `round by round ${zoom.rounds.map((z) => fixed(z.plugin / z.gateway, 2)).join(', ')}.`,
     '',
@@ -169,6 +182,11 @@ export function formatReport(r: TileBenchResults): string {
     '- The node:http floor is a fresh `node bench/support/floor-server.mjs` per pass: node:http answering the same tiles (fetched once from the ' +
       'plugin, untimed) from memory at the gateway\'s paths with its headers, and doing nothing else. It is what a fresh Node process costs ' +
       'for the pass on this machine before any gateway work: no PACS reads, no cache, no routing, no metrics, and no Orthanc running beside it.',
+    '- The passes of a gateway with level 0 in memory start a fresh Orthanc and a fresh gateway process, open the slide, then read level 0 in ' +
+      '(untimed: for each instance the tile of its first frame, a miss that reads the instance whole, then the tile of its last frame, which ' +
+      'waits for that read), then run the same pass. Set against the cold pass, they separate what taking level 0 in over DICOMweb costs ' +
+      '(the PACS reads, Orthanc\'s CPU, the intake) from what serving the tiles costs a fresh process. The gateway\'s own PACS request count ' +
+      '(`/metrics`) before and after each pass gives the PACS requests made during them.',
     '- Viewer order: the grid in 8x5-tile blocks (a viewport), blocks row-major, tiles row-major inside each block, as a viewer panning row by row asks.',
     '- The direct WADO-RS baseline asks `/studies/../series/../instances/{sop}/frames/{n}` with `Accept: multipart/related; type="image/jpeg"; ' +
       'transfer-syntax=1.2.840.10008.1.2.4.50`, its tile → (instance, frame) map derived in the benchmark from the per-frame positions ' +
