@@ -213,6 +213,8 @@ async function main(): Promise<void> {
           await getJson(`${gw.baseUrl}/api/slides/${study}/${series}`);
           await readLevel0In(urls(gw.baseUrl, gatewayPath, pickInstanceEnds(map, order)));
           const before = await countPacsRequests(gw.baseUrl);
+          // Reading level 0 in made PACS requests: a count of 0 here means /metrics no longer says them.
+          if (before === 0) throw new Error("The gateway's /metrics counts no PACS request after reading level 0 in");
           const pass = await runPass(urls(gw.baseUrl, gatewayPath), { concurrency });
           pacsRequestsInMemory += (await countPacsRequests(gw.baseUrl)) - before;
           return pass;
