@@ -17,7 +17,7 @@ import { startCountingProxy } from './support/count-proxy.js';
 import { withFloorServer, writeFloorTiles } from './support/floor-process.js';
 import { readGatewayProblems, startGateway, type GatewayProcess } from './support/gateway-process.js';
 import { countPacsRequests, pickInstanceEnds, readLevel0In } from './support/in-memory.js';
-import { extractFirstPart, fetchBytes, runPass, selectMedianPass, type PassResult } from './support/load.js';
+import { extractFirstPart, fetchBytes, fetchOk, runPass, selectMedianPass, type PassResult } from './support/load.js';
 import { computeZoomSeconds, formatReport, writeReport, type TileBenchResults } from './support/report.js';
 import { computeGridViewerOrder, computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
 import { runWrk } from './support/wrk.js';
@@ -52,9 +52,7 @@ function step(message: string): void {
 }
 
 async function getJson(url: string): Promise<unknown> {
-  const { status, body } = await fetchBytes(url);
-  if (status !== 200) throw new Error(`GET ${url}: HTTP ${status}`);
-  return JSON.parse(body.toString('utf8')) as unknown;
+  return JSON.parse((await fetchOk(url)).toString('utf8')) as unknown;
 }
 
 /** Runs `body` against a freshly started Orthanc on the bench's storage, and stops it whatever happens. */

@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TILE_CACHE_CONTROL } from '../../src/routes/slides.js';
-import { fetchBytes } from './load.js';
+import { fetchOk } from './load.js';
 import { findFreePort, spawnTracked, stopChild, waitForHttp } from './children.js';
 
 const serverScript = join(dirname(fileURLToPath(import.meta.url)), 'floor-server.mjs');
@@ -20,11 +20,7 @@ export interface FloorTiles {
 /** Fetches each tile from `sourceUrls` (untimed) and writes them for the floor server, keyed by `paths`. */
 export async function writeFloorTiles(dir: string, paths: readonly string[], sourceUrls: readonly string[]): Promise<FloorTiles> {
   const bodies: Buffer[] = [];
-  for (const url of sourceUrls) {
-    const { status, body } = await fetchBytes(url);
-    if (status !== 200) throw new Error(`HTTP ${status} for ${url}, fetching the floor's tiles`);
-    bodies.push(body);
-  }
+  for (const url of sourceUrls) bodies.push(await fetchOk(url, ", fetching the floor's tiles"));
   const tiles: FloorTiles = { tilesPath: join(dir, 'floor-tiles.bin'), indexPath: join(dir, 'floor-index.json') };
   await writeFile(tiles.tilesPath, Buffer.concat(bodies));
   await writeFile(tiles.indexPath, JSON.stringify({ paths, lengths: bodies.map((b) => b.length) }));

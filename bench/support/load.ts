@@ -92,6 +92,13 @@ export async function fetchBytes(url: string, headers: Record<string, string> = 
   return { status: statusCode, contentType: String(responseHeaders['content-type'] ?? ''), body: Buffer.from(await body.arrayBuffer()) };
 }
 
+/** The body of a GET that must answer 200; `purpose` ends the error otherwise (", reading level 0 in"). */
+export async function fetchOk(url: string, purpose = ''): Promise<Buffer> {
+  const { status, body } = await fetchBytes(url);
+  if (status !== 200) throw new Error(`HTTP ${status} for ${url}${purpose}`);
+  return body;
+}
+
 /**
  * The first part of a multipart/related body (a single-frame WADO-RS answer). Orthanc puts the boundary
  * unquoted after the `type` parameter; quoted boundaries are allowed by RFC 2046 too.
