@@ -86,6 +86,34 @@ describe('frame cache', () => {
     expect([all[0]!.data, all[4]!.data, all[address.numberOfFrames - 1]!.data]).toEqual(direct.map((f) => f.data));
   });
 
+
+  it('serves a first batch from the whole read started alongside it when that lands first', async () => {
+    // The batch is held until the test lets it go: as Orthanc once took 120 ms for 64 frames and 30 ms
+    // for the 10 MB instance they came from.
+    let releaseBatch!: () => void;
+    const batchHeld = new Promise<void>((resolve) => (releaseBatch = resolve));
+    const { source, calls, wholeCalls } = recording({ ...folder, readFrames: async (ref, frameNumbers, options) => {
+      await batchHeld;
+      return folder.readFrames(ref, frameNumbers, options);
+    } });
+    const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 4 });
+    const address = await level0Address();
+    // Frame 1 is the miss, frame 3 a neighbour asked for while the batch is out.
+    const first = cache.get(address, 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    const neighbour = cache.get(address, 3);
+    const [frame1, frame3] = await Promise.all([first, neighbour]);
+    expect(calls).toEqual([[1, 2, 3, 4]]);
+    expect(wholeCalls).toEqual([address.sopInstanceUid]);
+    const direct = await folder.readFrames(address, [1, 3]);
+    expect([frame1.data, frame3.data]).toEqual(direct.map((f) => f.data));
+    // The batch landing later changes nothing: the same frames, no second copy in memory.
+    const bytes = cache.stats().bytes;
+    releaseBatch();
+    await settled();
+    expect(cache.stats().bytes).toBe(bytes);
+    expect(await cache.get(address, 1)).toBe(frame1);
+  });
   it('reads the whole instance in one request once a second batch of misses shows it is being browsed', async () => {
     const { source, calls, wholeCalls } = recording(folder);
     // A JPEG instance's size is guessed at 1/8 of native (2.6 MB here), over this cache's quarter;

@@ -83,9 +83,17 @@ type CacheEntry = CachedFrame | CachedInstance;
 
 const isInstance = (entry: CacheEntry): entry is CachedInstance => 'frames' in entry;
 
+interface Waiter {
+  resolve: (f: CachedFrame) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Who waits for which frame of one read, by frame number. */
+type Waiters = Map<number, Waiter[]>;
+
 interface Pending {
   address: FrameAddress;
-  wanted: Map<number, Array<{ resolve: (f: CachedFrame) => void; reject: (e: unknown) => void }>>;
+  wanted: Waiters;
 }
 
 const ENTRY_OVERHEAD_BYTES = 96;
@@ -164,6 +172,12 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   const finerReadAheads = new Set<string>();
   /** Whole-instance reads in flight, by SOP Instance UID. */
   const wholeReads = new Map<string, Promise<void>>();
+  /**
+   * The waiters of multi-frame batches in flight, by SOP Instance UID: a whole read of the same instance
+   * started alongside may land first (Orthanc answered a 10 MB instance in 30 ms while its 64-frame batch
+   * took 120), and then serves them at once.
+   */
+  const batchWaiters = new Map<string, Set<Waiters>>();
   let flushScheduled = false;
 
   /** Neighbours of the wanted frames in frame order (row neighbours in TILED_FULL and most sparse files). */
@@ -187,9 +201,10 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   /**
    * How to answer a miss batch: `whole` reads the whole instance instead (it is being browsed: this is
    * its `wholeInstanceAfterBatches`th batch or later); `wholeAlongside` reads it whole in parallel with
-   * the first batch, which comes back first with the frames wanted now (a quick first paint on any
-   * PACS) while the whole read saves every later miss in the instance. Either only when the instance
-   * fits in a quarter of the cache, its size guessed until frames of it have been seen.
+   * the first batch, which usually comes back first with the frames wanted now (a quick first paint on
+   * any PACS) while the whole read saves every later miss in the instance; whichever lands first serves
+   * the batch's frames. Either only when the instance fits in a quarter of the cache, its size guessed
+   * until frames of it have been seen.
    */
   function planBatch(address: FrameAddress): { whole: boolean; wholeAlongside: boolean } {
     const history = instanceHistory.get(address.sopInstanceUid) ?? { batches: 0, meanFrameBytes: 0 };
@@ -274,7 +289,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
    * instance has a thousand): a miss meanwhile waits on the read itself (`wholeReads`), which keeps
    * the work done when the answer lands, on the event loop, small. Resolves once done, even on failure.
    */
-  function readWhole(address: FrameAddress, wanted: Pending['wanted']): Promise<void> {
+  function readWhole(address: FrameAddress, wanted: Waiters): Promise<void> {
     const sop = address.sopInstanceUid;
     stats.requests++;
     stats.wholeInstanceRequests++;
@@ -294,26 +309,32 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       const instance = keepInstance(sop, frames);
       // A level read ahead for a viewer landed: finer ones the estimate left out may fit, sized by these frames.
       if (finerReadAheads.delete(sop) && address.finer) readFinerAhead(address);
-      const byNumber = new Map<number, CachedFrame>();
-      for (const n of wanted.keys()) {
-        const frame = lookup(sop, n) ?? instance.frames[n - 1];
-        if (frame) byNumber.set(n, frame);
+      for (const waiters of [wanted, ...(batchWaiters.get(sop) ?? [])]) {
+        const byNumber = new Map<number, CachedFrame>();
+        for (const n of waiters.keys()) {
+          const frame = lookup(sop, n) ?? instance.frames[n - 1];
+          if (frame) byNumber.set(n, frame);
+        }
+        settleWanted(sop, waiters, byNumber, undefined);
       }
-      settleWanted(sop, wanted, byNumber, undefined);
     })();
     wholeReads.set(sop, read);
     // Its failure reaches those who wait (wanted, and misses meanwhile through wholeReads), not the caller.
     return read.catch(() => undefined);
   }
 
-  /** Resolves the waiters of a batch with the frames fetched; the rest get the failure (or "missing"). */
-  function settleWanted(sop: string, wanted: Pending['wanted'], fetched: ReadonlyMap<number, CachedFrame>, failure: unknown): void {
+  /**
+   * Resolves the waiters of a read with the frames fetched; the rest get the failure (or "missing").
+   * Emptied once settled, so that whichever of a batch and a whole read lands second finds no one left.
+   */
+  function settleWanted(sop: string, wanted: Waiters, fetched: ReadonlyMap<number, CachedFrame>, failure: unknown): void {
     for (const [n, waiters] of wanted) {
       inFlight.delete(frameKey(sop, n));
       const value = fetched.get(n);
       if (value) waiters.forEach((w) => w.resolve(value));
       else waiters.forEach((w) => w.reject(failure ?? new Error(`Frame ${n} missing from the answer`)));
     }
+    wanted.clear();
   }
 
   /** A miss batch: its frames and their neighbours in one multi-frame request, or the whole instance. */
@@ -323,17 +344,18 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     if (plan.whole) return readWhole(address, wanted);
     const frameNumbers = withNeighbours(address, [...wanted.keys()]);
     // Neighbours nobody asked for yet get a promise, so that a request for one meanwhile waits for it.
-    const neighbours = new Map<number, { resolve: (f: CachedFrame) => void; reject: (e: unknown) => void }>();
+    const neighbours: Waiters = new Map();
     for (const n of frameNumbers) {
       if (wanted.has(n)) continue; // registered in inFlight by get()
-      let resolve!: (f: CachedFrame) => void;
-      let reject!: (e: unknown) => void;
-      const promise = new Promise<CachedFrame>((res, rej) => ((resolve = res), (reject = rej)));
+      let waiter!: Waiter;
+      const promise = new Promise<CachedFrame>((resolve, reject) => (waiter = { resolve, reject }));
       promise.catch(() => undefined); // a failed prefetch nobody waited for is not an unhandled rejection
       inFlight.set(frameKey(sop, n), promise);
-      neighbours.set(n, { resolve, reject });
+      neighbours.set(n, [waiter]);
     }
     stats.requests++;
+    const open = batchWaiters.get(sop) ?? new Set<Waiters>();
+    batchWaiters.set(sop, open.add(wanted).add(neighbours));
     if (plan.wholeAlongside) void readWhole(address, new Map());
     let frames: Frame[] = [];
     let failure: unknown;
@@ -342,17 +364,15 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     } catch (error) {
       failure = error;
     }
+    open.delete(wanted);
+    open.delete(neighbours);
+    if (open.size === 0 && batchWaiters.get(sop) === open) batchWaiters.delete(sop);
     stats.framesFetched += frames.length;
     learn(address, frames, false);
     const fetched = new Map<number, CachedFrame>();
     for (const frame of frames) fetched.set(frame.frameNumber, keep(sop, frame));
     settleWanted(sop, wanted, fetched, failure);
-    for (const [n, { resolve, reject }] of neighbours) {
-      inFlight.delete(frameKey(sop, n));
-      const value = fetched.get(n);
-      if (value) resolve(value);
-      else reject(failure ?? new Error(`Frame ${n} missing from the answer`));
-    }
+    settleWanted(sop, neighbours, fetched, failure);
   }
 
   function flush(): void {
