@@ -86,7 +86,6 @@ describe('frame cache', () => {
     expect([all[0]!.data, all[4]!.data, all[address.numberOfFrames - 1]!.data]).toEqual(direct.map((f) => f.data));
   });
 
-
   it('serves a first batch from the whole read started alongside it when that lands first', async () => {
     // The batch is held until the test lets it go: as Orthanc once took 120 ms for 64 frames and 30 ms
     // for the 10 MB instance they came from.
@@ -114,6 +113,7 @@ describe('frame cache', () => {
     expect(cache.stats().bytes).toBe(bytes);
     expect(await cache.get(address, 1)).toBe(frame1);
   });
+
   it('reads the whole instance in one request once a second batch of misses shows it is being browsed', async () => {
     const { source, calls, wholeCalls } = recording(folder);
     // A JPEG instance's size is guessed at 1/8 of native (2.6 MB here), over this cache's quarter;

@@ -343,19 +343,19 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     const plan = planBatch(address);
     if (plan.whole) return readWhole(address, wanted);
     const frameNumbers = withNeighbours(address, [...wanted.keys()]);
-    // Neighbours nobody asked for yet get a promise, so that a request for one meanwhile waits for it.
-    const neighbours: Waiters = new Map();
+    // Neighbours nobody asked for yet get a promise, so that a request for one meanwhile waits for it;
+    // they join the batch's waiters, settled with them.
     for (const n of frameNumbers) {
       if (wanted.has(n)) continue; // registered in inFlight by get()
       let waiter!: Waiter;
       const promise = new Promise<CachedFrame>((resolve, reject) => (waiter = { resolve, reject }));
       promise.catch(() => undefined); // a failed prefetch nobody waited for is not an unhandled rejection
       inFlight.set(frameKey(sop, n), promise);
-      neighbours.set(n, [waiter]);
+      wanted.set(n, [waiter]);
     }
     stats.requests++;
     const open = batchWaiters.get(sop) ?? new Set<Waiters>();
-    batchWaiters.set(sop, open.add(wanted).add(neighbours));
+    batchWaiters.set(sop, open.add(wanted));
     if (plan.wholeAlongside) void readWhole(address, new Map());
     let frames: Frame[] = [];
     let failure: unknown;
@@ -365,14 +365,12 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       failure = error;
     }
     open.delete(wanted);
-    open.delete(neighbours);
     if (open.size === 0 && batchWaiters.get(sop) === open) batchWaiters.delete(sop);
     stats.framesFetched += frames.length;
     learn(address, frames, false);
     const fetched = new Map<number, CachedFrame>();
     for (const frame of frames) fetched.set(frame.frameNumber, keep(sop, frame));
     settleWanted(sop, wanted, fetched, failure);
-    settleWanted(sop, neighbours, fetched, failure);
   }
 
   function flush(): void {
