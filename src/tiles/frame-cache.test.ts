@@ -252,7 +252,8 @@ describe('frame cache', () => {
     expect(cache.peek(first, 3)).toBeUndefined();
     expect(cache.peek(first, whole.length)).toBeUndefined();
     expect(cache.stats().bytes).toBeLessThanOrEqual(maxBytes);
-  });
+    // Comparing every frame of the instance byte by byte takes ~3 s alone, past vitest's 5 s default under load.
+  }, 20_000);
 
   it('never holds more bytes than its bound', async () => {
     const { source } = recording(folder);
