@@ -1,7 +1,7 @@
 /**
  * Tile-serving benchmark: the same level-0 tiles of the large slide (../shared/wsi/make-large-slide.sh)
  * from (a) the gateway, (b) Orthanc's WSI plugin, (c) direct single-frame WADO-RS to Orthanc — cold,
- * in a viewer's order with 8 requests in flight, and warm, with wrk. Prints a markdown report and
+ * in a viewer's order with 8 requests in flight (a Node client, and curl), and warm, with wrk. Prints a markdown report and
  * writes it to bench/results/tiles.md. Run: `npm run bench:tiles` (2-3 minutes on 2 cores).
  *
  * No assertions on speed: it measures and reports. It stops only when something is broken (a tile
@@ -21,6 +21,7 @@ import { extractFirstPart, fetchBytes, fetchOk, runPass, selectMedianPass, type 
 import { computeZoomSeconds, formatReport, writeReport, type TileBenchResults } from './support/report.js';
 import { computeGridViewerOrder, computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
 import { runWrk } from './support/wrk.js';
+import { runCurlPass } from './support/curl-pass.js';
 
 /** Requests in flight in the cold and second passes: a browser's connections per host. */
 const concurrency = 8;
@@ -198,14 +199,26 @@ async function main(): Promise<void> {
     );
 
     step(
-      `cold passes of the node:http floor and of a gateway with level 0 in memory${coldRounds > 1 ? ` and 2 to ${coldRounds} of each target` : ''}, ` +
-        'alternating (a fresh Orthanc, and a fresh gateway or floor process, each)',
+      `cold passes of the node:http floor and of a gateway with level 0 in memory${coldRounds > 1 ? `, 2 to ${coldRounds} of each target` : ''}, ` +
+        'and each target with curl as the client, alternating (a fresh Orthanc, and a fresh gateway or floor process, each)',
     );
     const coldRuns = { plugin: [plugin.cold], gateway: [gateway.cold], floor: [] as PassResult[], inMemory: [] as PassResult[] };
-    const floorPass = (): Promise<PassResult> =>
-      withFloorServer(plugin.floorTiles, join(runDir, 'floor.log'), (baseUrl) => runPass(urls(baseUrl, gatewayPath), { concurrency }));
+    const curlRuns = { plugin: [] as PassResult[], gateway: [] as PassResult[], inMemory: [] as PassResult[] };
+    // The same passes with two clients: the Node one (undici) and curl's (C), which leaves more CPU to the targets.
+    type Client = (urls: readonly string[]) => Promise<PassResult>;
+    const nodeClient: Client = (list) => runPass(list, { concurrency });
+    const curlClient: Client = (list) => runCurlPass(list, { workDir: runDir, concurrency });
+    const floorPass = (): Promise<PassResult> => withFloorServer(plugin.floorTiles, join(runDir, 'floor.log'), (baseUrl) => nodeClient(urls(baseUrl, gatewayPath)));
+    const pluginColdPass = (client: Client): Promise<PassResult> => withOrthanc(storageDir, (orthanc) => client(urls(orthanc.baseUrl, pluginPath)));
+    const gatewayColdPass = (client: Client): Promise<PassResult> =>
+      withOrthanc(storageDir, (orthanc) =>
+        withGateway(orthanc.dicomwebUrl, join(runDir, 'gateway-rounds.log'), async (gw) => {
+          await getJson(`${gw.baseUrl}/api/slides/${study}/${series}`);
+          return client(urls(gw.baseUrl, gatewayPath));
+        }),
+      );
     let pacsRequestsInMemory = 0;
-    const inMemoryPass = (): Promise<PassResult> =>
+    const inMemoryPass = (client: Client): Promise<PassResult> =>
       withOrthanc(storageDir, (orthanc) =>
         withGateway(orthanc.dicomwebUrl, join(runDir, 'gateway-memory.log'), async (gw) => {
           await getJson(`${gw.baseUrl}/api/slides/${study}/${series}`);
@@ -213,24 +226,22 @@ async function main(): Promise<void> {
           const before = await countPacsRequests(gw.baseUrl);
           // Reading level 0 in made PACS requests: a count of 0 here means /metrics no longer says them.
           if (before === 0) throw new Error("The gateway's /metrics counts no PACS request after reading level 0 in");
-          const pass = await runPass(urls(gw.baseUrl, gatewayPath), { concurrency });
+          const pass = await client(urls(gw.baseUrl, gatewayPath));
           pacsRequestsInMemory += (await countPacsRequests(gw.baseUrl)) - before;
           return pass;
         }),
       );
     for (let round = 0; round < coldRounds; round++) {
       coldRuns.floor.push(await floorPass());
-      coldRuns.inMemory.push(await inMemoryPass());
-      if (round === 0) continue; // the plugin's and the gateway's first cold passes ran above
-      coldRuns.plugin.push(await withOrthanc(storageDir, (orthanc) => runPass(urls(orthanc.baseUrl, pluginPath), { concurrency })));
-      coldRuns.gateway.push(
-        await withOrthanc(storageDir, (orthanc) =>
-          withGateway(orthanc.dicomwebUrl, join(runDir, 'gateway-rounds.log'), async (gw) => {
-            await getJson(`${gw.baseUrl}/api/slides/${study}/${series}`);
-            return runPass(urls(gw.baseUrl, gatewayPath), { concurrency });
-          }),
-        ),
-      );
+      coldRuns.inMemory.push(await inMemoryPass(nodeClient));
+      if (round > 0) {
+        // The plugin's and the gateway's first cold passes with the Node client ran above.
+        coldRuns.plugin.push(await pluginColdPass(nodeClient));
+        coldRuns.gateway.push(await gatewayColdPass(nodeClient));
+      }
+      curlRuns.plugin.push(await pluginColdPass(curlClient));
+      curlRuns.gateway.push(await gatewayColdPass(curlClient));
+      curlRuns.inMemory.push(await inMemoryPass(curlClient));
     }
 
     step(`zooming in, ${coldRounds} times: levels above 0 top-down, then level 0, on a fresh Orthanc (plugin) and a fresh gateway process`);
@@ -270,6 +281,7 @@ async function main(): Promise<void> {
         floor: selectMedianPass(coldRuns.floor),
         inMemory: selectMedianPass(coldRuns.inMemory),
         pacsRequestsInMemory,
+        curl: { gateway: selectMedianPass(curlRuns.gateway), plugin: selectMedianPass(curlRuns.plugin), inMemory: selectMedianPass(curlRuns.inMemory), rounds: curlRuns },
         wado: wado.cold,
         rounds: coldRuns,
       },

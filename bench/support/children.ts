@@ -57,6 +57,20 @@ export function spawnTracked(command: string, args: readonly string[], options: 
   }
 }
 
+/** Runs a tracked child to its end, collecting what it printed. */
+export async function runToEnd(command: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnTracked(command, args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (c) => resolve(c));
+  });
+  return { code, stdout, stderr };
+}
+
 /** Sends SIGTERM, then SIGKILL after `graceMs`; resolves once the child has exited. */
 export async function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;

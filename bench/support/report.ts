@@ -38,6 +38,13 @@ export interface TileBenchResults {
     /** PACS requests the gateway made during the in-memory passes, all rounds: 0 when level 0 was all in. */
     pacsRequestsInMemory: number;
     wado: PassResult;
+    /** The gateway's, the plugin's and the in-memory gateway's cold passes with curl as the client (support/curl-pass.ts). */
+    curl: {
+      gateway: PassResult;
+      plugin: PassResult;
+      inMemory: PassResult;
+      rounds: { gateway: readonly PassResult[]; plugin: readonly PassResult[]; inMemory: readonly PassResult[] };
+    };
     rounds: { gateway: readonly PassResult[]; plugin: readonly PassResult[]; floor: readonly PassResult[]; inMemory: readonly PassResult[] };
   };
   /**
@@ -99,6 +106,8 @@ export function formatReport(r: TileBenchResults): string {
   const coldRounds = rounds === 1 ? 'one pass' : `median of ${rounds} passes`;
   const roundTimes = (passes: readonly PassResult[]): string => passes.map((p) => fixed(p.seconds, 2)).join(', ');
   const roundRatios = cold.rounds.gateway.map((g, i) => fixed(cold.rounds.plugin[i]!.seconds / g.seconds, 2)).join(', ');
+  const curlVsPlugin = rate(cold.curl.gateway) / rate(cold.curl.plugin);
+  const curlRoundRatios = cold.curl.rounds.gateway.map((g, i) => fixed(cold.curl.rounds.plugin[i]!.seconds / g.seconds, 2)).join(', ');
   const coldVsWado = rate(cold.gateway) / rate(cold.wado);
   const warmVsPlugin = warm.gateway.requestsPerSecond / warm.plugin.requestsPerSecond;
   const { counts } = gateway.counted;
@@ -120,6 +129,9 @@ export function formatReport(r: TileBenchResults): string {
         `${fixed(cold.pacsRequestsInMemory)} PACS requests during these passes)`,
       cold.inMemory,
     ),
+    passRow('gateway', `cold, curl as the client: fresh gateway process, fresh Orthanc, viewer order, ${c} in flight (${coldRounds})`, cold.curl.gateway),
+    passRow('Orthanc WSI plugin', `cold, curl as the client: fresh Orthanc, viewer order, ${c} in flight (${coldRounds})`, cold.curl.plugin),
+    passRow('gateway', `cold process, level 0 already in its memory, curl as the client (${coldRounds})`, cold.curl.inMemory),
     passRow('node:http floor', `cold: fresh bare Node server, the same tiles already in its memory, no PACS, ${c} in flight (${coldRounds})`, cold.floor),
     passRow('gateway', `zooming in, cold: fresh gateway process, fresh Orthanc, the ${zoom.levels - 1} levels above 0 smallest first`, zoom.gateway.upper),
     passRow('Orthanc WSI plugin', `zooming in, cold: fresh Orthanc, the ${zoom.levels - 1} levels above 0 smallest first`, zoom.plugin.upper),
@@ -135,9 +147,11 @@ export function formatReport(r: TileBenchResults): string {
     '| comparison (same run) | ratio | target (issue) | met |',
     '|---|---|---|---|',
     `| gateway cold / plugin cold (level 0 straight after opening, ${coldRounds}) | ${ratio(rate(cold.gateway), rate(cold.plugin))} | ≥ 1x | ${verdict(coldVsPlugin, 1)} |`,
+    `| gateway cold / plugin cold, curl as the client (${coldRounds}) | ${ratio(rate(cold.curl.gateway), rate(cold.curl.plugin))} | ≥ 1x | ${verdict(curlVsPlugin, 1)} |`,
     `| zooming in, whole pyramid (time, ${coldRounds}): gateway / plugin | ${fixed(zoomVsPlugin, 2)}x | ≥ 1x | ${verdict(zoomVsPlugin, 1)} |`,
     `| zooming in, level 0 after the levels above: gateway / plugin | ${fixed(zoomLevel0VsPlugin, 2)}x | ≥ 1x | ${verdict(zoomLevel0VsPlugin, 1)} |`,
     `| gateway with level 0 in memory / plugin cold (serving alone, on a fresh process) | ${ratio(rate(cold.inMemory), rate(cold.plugin))} | none | |`,
+    `| gateway with level 0 in memory / plugin cold, curl as the client | ${ratio(rate(cold.curl.inMemory), rate(cold.curl.plugin))} | none | |`,
     `| gateway cold / gateway with level 0 in memory (what reading level 0 over DICOMweb costs) | ${ratio(rate(cold.gateway), rate(cold.inMemory))} | none | |`,
     `| gateway cold / node:http floor cold | ${ratio(rate(cold.gateway), rate(cold.floor))} | none | |`,
     `| plugin cold / node:http floor cold | ${ratio(rate(cold.plugin), rate(cold.floor))} | none | |`,
@@ -148,6 +162,8 @@ export function formatReport(r: TileBenchResults): string {
     `Cold passes straight to level 0, in the order run (each on fresh processes, the two targets alternating): gateway ${roundTimes(cold.rounds.gateway)} s; ` +
       `plugin ${roundTimes(cold.rounds.plugin)} s; round by round, gateway / plugin ${roundRatios}; gateway with level 0 in memory ${roundTimes(cold.rounds.inMemory)} s; ` +
       `node:http floor ${roundTimes(cold.rounds.floor)} s. ` +
+      `With curl as the client: gateway ${roundTimes(cold.curl.rounds.gateway)} s; plugin ${roundTimes(cold.curl.rounds.plugin)} s; round by round ${curlRoundRatios}; ` +
+      `gateway with level 0 in memory ${roundTimes(cold.curl.rounds.inMemory)} s. ` +
       `Zooming in (whole pyramid): gateway ${zoom.rounds.map((z) => fixed(z.gateway, 2)).join(', ')} s; plugin ${zoom.rounds.map((z) => fixed(z.plugin, 2)).join(', ')} s; ` +
       `round by round ${zoom.rounds.map((z) => fixed(z.plugin / z.gateway, 2)).join(', ')}.`,
     '',
@@ -174,6 +190,10 @@ export function formatReport(r: TileBenchResults): string {
       'storage before each cold pass (plugin, gateway, direct WADO-RS), so no pass inherits the in-memory caches of Orthanc (its parsed-DICOM ' +
       'cache) or of the WSI plugin that an earlier pass warmed. The OS page cache is warm for all three alike (the files were just written).',
     '- The benchmark\'s client (undici) first runs one untimed pass, so that its own JIT warm-up is not charged to the first timed pass (the plugin\'s).',
+    '- Two clients for the cold passes, each keeping 8 requests in flight in viewer order: the benchmark\'s Node client (undici) and curl ' +
+      '(`--parallel`, libcurl in C; its times include starting curl, about 10 ms). Per pass the Node client spends about as much CPU as the server it ' +
+      'measures (~0.6 s), curl about half that; on two cores shared with the server and Orthanc, the CPU the client leaves goes to whichever ' +
+      'target can use it, so the two clients rank the targets differently. A browser\'s network stack is C++ too.',
     '- One cold pass varies by ±20 % here from run to run, so both cold scenarios run several times per target ' +
       '(`BENCH_TILES_ROUNDS`, default 3), the two targets alternating, each time on fresh processes; the tables show the median pass.',
     '- Two cold scenarios. Level 0 straight after opening the slide: every tile of a fresh gateway process is also the first its JIT sees. ' +

@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnTracked } from './children.js';
+import { runToEnd } from './children.js';
 
 /** Options of {@link runWrk}. */
 export interface WrkOptions {
@@ -92,15 +92,7 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
   await writeFile(pathsFile, `${paths.join('\n')}\n`);
   await writeFile(scriptFile, buildScript(pathsFile, headers, threads));
   const args = [`-t${threads}`, `-c${connections}`, `-d${durationSeconds}s`, '--timeout', '10s', '-s', scriptFile, `${baseUrl}/`];
-  const child = spawnTracked('wrk', args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (c) => resolve(c));
-  });
+  const { code, stdout, stderr } = await runToEnd('wrk', args);
   const line = stdout.split('\n').find((l) => l.startsWith('BENCH_JSON '));
   if (code !== 0 || line === undefined) throw new Error(`wrk ${args.join(' ')} failed (exit ${code}):\n${stdout}\n${stderr}`);
   const json = JSON.parse(line.slice('BENCH_JSON '.length)) as WrkJson;
