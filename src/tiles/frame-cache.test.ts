@@ -2,7 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createFolderSource, type SlideSource } from '../source/index.js';
 import { computeSlide } from '../wsi/index.js';
 import { readDicomFileFacts, sharedWsiDir, wsiSamples } from '../../test/support/wsi-data.js';
-import { createFrameCache, guessStoredFrameBytes, type FrameAddress } from './frame-cache.js';
+import { createFrameCache, type FrameAddress } from './frame-cache.js';
+import { guessStoredFrameBytes } from './read-plan.js';
 
 /** The real folder source, with every readFrames call recorded. */
 function recording(source: SlideSource) {
@@ -187,6 +188,21 @@ describe('frame cache', () => {
     await smallCache.get(coarse, 1, { forViewer: true });
     await settled();
     expect(small.wholeCalls).not.toContain(fine.sopInstanceUid);
+  });
+
+  it('goes on to a finer level the first estimate left out once the level read ahead above it has landed', async () => {
+    const { source, wholeCalls } = recording(folder);
+    const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 4 });
+    const [level0, level1, level2] = (await instanceAddresses(3)) as [FrameAddress, FrameAddress, FrameAddress];
+    level2.finer = level1;
+    level1.finer = level0;
+    // Guessed from this, level 0 would not fit the read-ahead limit; measured by level 1's frames, it does.
+    level0.frameBytes *= 64;
+    await cache.get(level2, 1, { forViewer: true });
+    await settled();
+    // Level 1 read ahead at the viewer's first access (level 2 itself read whole alongside its first batch), level 0 after it.
+    expect(wholeCalls).toEqual([level1.sopInstanceUid, level2.sopInstanceUid, level0.sopInstanceUid]);
+    expect(cache.stats().readAheadRequests).toBe(2);
   });
 
   it('guesses a stored frame at native size, half for lossless and an eighth for lossy compression', () => {

@@ -6,7 +6,8 @@
  * Orthanc parses the whole file for every request, so one request instead of dozens is what makes a
  * cold slide fast (bench/tiles). A level split over several instances (a concatenation) is read ahead
  * like a file read sequentially: once an instance has been read whole, the first access to it starts
- * reading the level's next instance, so a viewer panning on finds it in memory.
+ * reading the level's next instance, so a viewer panning on finds it in memory. When to do which is
+ * decided in read-plan.ts; this module does the reading, the waiting and the keeping.
  *
  * An instance read whole is one cache entry, its frames views into the chunks the answer came in:
  * copying a thousand frames out of it, each its own allocation, made taking in a 10 MB instance cost
@@ -17,6 +18,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Frame, SlideSource } from '../source/types.js';
+import { createReadPlan } from './read-plan.js';
 
 /** A cached frame: as stored (`encoded` false) or already made into a browser JPEG. */
 export interface CachedFrame {
@@ -97,33 +99,6 @@ interface Pending {
 }
 
 const ENTRY_OVERHEAD_BYTES = 96;
-/**
- * The largest finer level read ahead (its estimated bytes): a viewer opened at the overview zooms in
- * through every level, and each level's first miss cost a PACS round trip in turn (bench/tiles, zooming
- * in); a large level is left to the reads its own misses start. Each level is a quarter of the one
- * under it, so all the levels read ahead for one slide come to at most 4/3 of this.
- */
-const FINER_READ_AHEAD_BYTES = 8 * 1024 ** 2;
-/** Instances read whole whose successor has not been touched yet; oldest dropped past this. */
-const MAX_ARMED_READ_AHEADS = 1000;
-
-/** Transfer syntaxes that lose information: their frames are a small fraction of native size. */
-const LOSSY_SYNTAXES = new Set([
-  '1.2.840.10008.1.2.4.50', // JPEG baseline
-  '1.2.840.10008.1.2.4.51', // JPEG extended
-  '1.2.840.10008.1.2.4.81', // JPEG-LS near-lossless
-  '1.2.840.10008.1.2.4.91', // JPEG 2000
-  '1.2.840.10008.1.2.4.203', // HTJ2K
-]);
-
-/**
- * A stored frame's size before any has been seen: native; half of it for lossless compression; an
- * eighth for lossy (scanners' JPEG at quality 80-95 stores a tissue tile in 1/10-1/20 of native).
- */
-export function guessStoredFrameBytes({ transferSyntaxUid, frameBytes }: Pick<FrameAddress, 'transferSyntaxUid' | 'frameBytes'>): number {
-  if (transferSyntaxUid === undefined || !/^1\.2\.840\.10008\.1\.2\.(4|5)(\.|$)/.test(transferSyntaxUid)) return frameBytes;
-  return LOSSY_SYNTAXES.has(transferSyntaxUid) ? frameBytes / 8 : frameBytes / 2;
-}
 
 /**
  * Bytes of the buffers the frames are views into (the chunks a whole-instance answer arrived in),
@@ -163,15 +138,16 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   }
   const inFlight = new Map<string, Promise<CachedFrame>>();
   const pending = new Map<string, Pending>();
-  const stats = { hits: 0, misses: 0, requests: 0, framesFetched: 0, wholeInstanceRequests: 0, readAheadRequests: 0 };
-  /** Per instance: miss batches so far and the mean size of its frames seen, to decide on whole reads. */
-  const instanceHistory = new LRUCache<string, { batches: number; meanFrameBytes: number; readWhole?: boolean }>({ max: 10_000 });
-  /** Instances read whole whose `next` is to be read ahead at their next access → their mean frame bytes. */
-  const armedReadAheads = new Map<string, number>();
-  /** Finer levels read ahead for a viewer, until their read lands: the chain may go on from there. */
-  const finerReadAheads = new Set<string>();
+  const stats = { hits: 0, misses: 0, requests: 0, framesFetched: 0, wholeInstanceRequests: 0 };
   /** Whole-instance reads in flight, by SOP Instance UID. */
   const wholeReads = new Map<string, Promise<void>>();
+  const plan = createReadPlan({
+    maxBytes,
+    prefetchFrames,
+    wholeInstanceAfterBatches,
+    isReadingWhole: (sop) => wholeReads.has(sop),
+    startWholeRead: (address) => void readWhole(address, new Map()),
+  });
   /**
    * The waiters of multi-frame batches in flight, by SOP Instance UID: a whole read of the same instance
    * started alongside may land first (Orthanc answered a 10 MB instance in 30 ms while its 64-frame batch
@@ -196,73 +172,6 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       }
     }
     return [...chosen].sort((a, b) => a - b);
-  }
-
-  /**
-   * How to answer a miss batch: `whole` reads the whole instance instead (it is being browsed: this is
-   * its `wholeInstanceAfterBatches`th batch or later); `wholeAlongside` reads it whole in parallel with
-   * the first batch, which usually comes back first with the frames wanted now (a quick first paint on
-   * any PACS) while the whole read saves every later miss in the instance; whichever lands first serves
-   * the batch's frames. Either only when the instance fits in a quarter of the cache, its size guessed
-   * until frames of it have been seen.
-   */
-  function planBatch(address: FrameAddress): { whole: boolean; wholeAlongside: boolean } {
-    const history = instanceHistory.get(address.sopInstanceUid) ?? { batches: 0, meanFrameBytes: 0 };
-    instanceHistory.set(address.sopInstanceUid, { ...history, batches: history.batches + 1 });
-    const frameBytes = history.meanFrameBytes || guessStoredFrameBytes(address);
-    if (address.numberOfFrames <= prefetchFrames || frameBytes * address.numberOfFrames > maxBytes / 4) return { whole: false, wholeAlongside: false };
-    const whole = history.batches + 1 >= wholeInstanceAfterBatches;
-    return { whole, wholeAlongside: !whole && history.batches === 0 };
-  }
-
-  /**
-   * Reads `next` whole in the background, unless it has been read whole already or would take more
-   * than a quarter of the cache (its size estimated from the instance before it, the same level).
-   */
-  function readAhead(next: FrameAddress, meanFrameBytes: number): boolean {
-    if (wholeReads.has(next.sopInstanceUid) || instanceHistory.get(next.sopInstanceUid)?.readWhole || meanFrameBytes * next.numberOfFrames > maxBytes / 4) return false;
-    stats.readAheadRequests++;
-    void readWhole(next, new Map());
-    return true;
-  }
-
-  /**
-   * A viewer's first access to an instance of a level (or a level read ahead for it landing): the moment
-   * to read the finer levels ahead, all at once (a viewer passes through the small ones faster than a
-   * PACS answers one), down to the first that is not small. Sizes are estimated from the frames seen
-   * of the level above. Not for renders (thumbnails, tissue masks): a slide list would read every
-   * slide's small levels.
-   */
-  function readFinerAhead(address: FrameAddress): void {
-    const limit = Math.min(FINER_READ_AHEAD_BYTES, maxBytes / 16);
-    let seen = instanceHistory.get(address.sopInstanceUid)?.meanFrameBytes ?? 0;
-    for (let finer = address.finer; finer; finer = finer.finer) {
-      const meanFrameBytes = seen || guessStoredFrameBytes(finer);
-      if (meanFrameBytes * finer.numberOfFrames > limit) break;
-      if (readAhead(finer, meanFrameBytes)) finerReadAheads.add(finer.sopInstanceUid);
-      seen = instanceHistory.get(finer.sopInstanceUid)?.meanFrameBytes ?? seen;
-    }
-    address.finer = undefined;
-  }
-
-  /** An access to an instance read whole: the moment to read its successor ahead (once). */
-  function noteAccess(address: FrameAddress): void {
-    const meanFrameBytes = armedReadAheads.get(address.sopInstanceUid);
-    if (meanFrameBytes === undefined) return;
-    armedReadAheads.delete(address.sopInstanceUid);
-    readAhead(address.next!, meanFrameBytes);
-  }
-
-  /** Notes the mean size of an instance's frames, and whether it has now been read whole. */
-  function learn(address: FrameAddress, frames: readonly Frame[], readWhole: boolean): void {
-    if (frames.length === 0) return;
-    const history = instanceHistory.get(address.sopInstanceUid) ?? { batches: 0, meanFrameBytes: 0 };
-    const meanFrameBytes = frames.reduce((sum, f) => sum + f.data.length, 0) / frames.length;
-    instanceHistory.set(address.sopInstanceUid, { ...history, meanFrameBytes, readWhole: history.readWhole || readWhole });
-    if (readWhole && address.next) {
-      if (armedReadAheads.size >= MAX_ARMED_READ_AHEADS) armedReadAheads.delete(armedReadAheads.keys().next().value!);
-      armedReadAheads.set(address.sopInstanceUid, meanFrameBytes);
-    }
   }
 
   /** Caches a fetched frame unless memory has it already (it may be a re-encoded JPEG by now). */
@@ -298,17 +207,16 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
       try {
         frames = await source.readAllFrames(address, { numberOfFrames: address.numberOfFrames, frameBytes: address.frameBytes });
       } catch (error) {
-        finerReadAheads.delete(sop);
+        plan.wholeReadEnded(address, false);
         settleWanted(sop, wanted, new Map(), error);
         throw error;
       } finally {
         wholeReads.delete(sop);
       }
       stats.framesFetched += frames.length;
-      learn(address, frames, true);
+      plan.learn(address, frames, true);
       const instance = keepInstance(sop, frames);
-      // A level read ahead for a viewer landed: finer ones the estimate left out may fit, sized by these frames.
-      if (finerReadAheads.delete(sop) && address.finer) readFinerAhead(address);
+      plan.wholeReadEnded(address, true);
       for (const waiters of [wanted, ...(batchWaiters.get(sop) ?? [])]) {
         const byNumber = new Map<number, CachedFrame>();
         for (const n of waiters.keys()) {
@@ -340,8 +248,8 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
   /** A miss batch: its frames and their neighbours in one multi-frame request, or the whole instance. */
   async function fetchBatch({ address, wanted }: Pending): Promise<void> {
     const sop = address.sopInstanceUid;
-    const plan = planBatch(address);
-    if (plan.whole) return readWhole(address, wanted);
+    const { whole, wholeAlongside } = plan.planBatch(address);
+    if (whole) return readWhole(address, wanted);
     const frameNumbers = withNeighbours(address, [...wanted.keys()]);
     // Neighbours nobody asked for yet get a promise, so that a request for one meanwhile waits for it;
     // they join the batch's waiters, settled with them.
@@ -356,7 +264,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     stats.requests++;
     const open = batchWaiters.get(sop) ?? new Set<Waiters>();
     batchWaiters.set(sop, open.add(wanted));
-    if (plan.wholeAlongside) void readWhole(address, new Map());
+    if (wholeAlongside) void readWhole(address, new Map());
     let frames: Frame[] = [];
     let failure: unknown;
     try {
@@ -367,7 +275,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     open.delete(wanted);
     if (open.size === 0 && batchWaiters.get(sop) === open) batchWaiters.delete(sop);
     stats.framesFetched += frames.length;
-    learn(address, frames, false);
+    plan.learn(address, frames, false);
     const fetched = new Map<number, CachedFrame>();
     for (const frame of frames) fetched.set(frame.frameNumber, keep(sop, frame));
     settleWanted(sop, wanted, fetched, failure);
@@ -385,8 +293,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
    * `forViewer`: a tile a viewer asked for, which may read the finer levels ahead.
    */
   function get(address: FrameAddress, frameNumber: number, { forViewer = false }: { forViewer?: boolean } = {}): Promise<CachedFrame> {
-    if (address.next && armedReadAheads.size > 0) noteAccess(address);
-    if (forViewer && address.finer) readFinerAhead(address);
+    plan.noteAccess(address, { forViewer });
     const key = frameKey(address.sopInstanceUid, frameNumber);
     const cached = lookup(address.sopInstanceUid, frameNumber, key);
     if (cached) {
@@ -432,8 +339,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
      * Only tiles for a viewer are peeked at (the warm-tile path), so this may read the finer levels ahead.
      */
     peek(address: FrameAddress, frameNumber: number): CachedFrame | undefined {
-      if (address.next && armedReadAheads.size > 0) noteAccess(address);
-      if (address.finer) readFinerAhead(address);
+      plan.noteAccess(address, { forViewer: true });
       const cached = lookup(address.sopInstanceUid, frameNumber);
       if (cached) stats.hits++;
       return cached;
@@ -447,7 +353,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
     stats(): FrameCacheStats {
       let entries = 0;
       for (const entry of cache.values()) entries += isInstance(entry) ? entry.frames.length : 1;
-      return { ...stats, bytes: cache.calculatedSize, entries };
+      return { ...stats, readAheadRequests: plan.readAheads(), bytes: cache.calculatedSize, entries };
     },
 
     clear(): void {
