@@ -293,7 +293,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
    * `forViewer`: a tile a viewer asked for, which may read the finer levels ahead.
    */
   function get(address: FrameAddress, frameNumber: number, { forViewer = false }: { forViewer?: boolean } = {}): Promise<CachedFrame> {
-    plan.noteAccess(address, { forViewer });
+    plan.noteAccess(address, forViewer);
     const key = frameKey(address.sopInstanceUid, frameNumber);
     const cached = lookup(address.sopInstanceUid, frameNumber, key);
     if (cached) {
@@ -339,7 +339,7 @@ export function createFrameCache({ source, maxBytes, prefetchFrames, wholeInstan
      * Only tiles for a viewer are peeked at (the warm-tile path), so this may read the finer levels ahead.
      */
     peek(address: FrameAddress, frameNumber: number): CachedFrame | undefined {
-      plan.noteAccess(address, { forViewer: true });
+      plan.noteAccess(address, true);
       const cached = lookup(address.sopInstanceUid, frameNumber);
       if (cached) stats.hits++;
       return cached;

@@ -110,9 +110,10 @@ export function createReadPlan({ maxBytes, prefetchFrames, wholeInstanceAfterBat
 
     /**
      * An access to a frame of an instance: the moment to read its successor ahead when it has been read
-     * whole (once), and, for a viewer, the finer levels.
+     * whole (once), and, for a viewer, the finer levels. On every tile's path, warm ones included: two
+     * cheap checks and no allocation when there is nothing to start.
      */
-    noteAccess(address: FrameAddress, { forViewer }: { forViewer: boolean }): void {
+    noteAccess(address: FrameAddress, forViewer: boolean): void {
       if (address.next && armedReadAheads.size > 0) {
         const meanFrameBytes = armedReadAheads.get(address.sopInstanceUid);
         if (meanFrameBytes !== undefined) {
