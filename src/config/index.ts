@@ -237,7 +237,6 @@ function readSecretFile(path: string | undefined, name: string, problems: string
   }
 }
 
-/** Reads and validates the configuration. Throws ConfigError listing every problem. */
 /**
  * Settings given as command-line flags (`--dicomweb-url URL`, `--port=9000`) as the environment
  * variables they stand for, to lay over process.env before loadConfig. Secrets are refused: a flag
@@ -258,6 +257,7 @@ export function readConfigFlags(argv: readonly string[]): Record<string, string>
   return env;
 }
 
+/** Reads and validates the configuration. Throws ConfigError listing every problem. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Readonly<Config> {
   const problems: string[] = [];
   const known = new Set<string>(KNOWN_KEYS);
