@@ -1,8 +1,8 @@
 /**
  * Tile-serving benchmark: the same level-0 tiles of the large slide (../shared/wsi/make-large-slide.sh)
  * from (a) the gateway, (b) Orthanc's WSI plugin, (c) direct single-frame WADO-RS to Orthanc — cold,
- * in a viewer's order with 8 requests in flight (a Node client, and curl), and warm, with wrk. Prints a markdown report and
- * writes it to bench/results/tiles.md. Run: `npm run bench:tiles` (2-3 minutes on 2 cores).
+ * in a viewer's order with 8 requests in flight (a Node client, and curl), and warm, with wrk. Prints a
+ * markdown report and writes it to bench/results/tiles.md. Run: `npm run bench:tiles` (2-3 minutes on 2 cores).
  *
  * No assertions on speed: it measures and reports. It stops only when something is broken (a tile
  * map that disagrees with the plugin's or the gateway's, a process that does not start).

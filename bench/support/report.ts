@@ -35,7 +35,7 @@ export interface TileBenchResults {
     floor: PassResult;
     /** A fresh gateway process that read level 0 in before the pass (support/in-memory.ts). */
     inMemory: PassResult;
-    /** PACS requests the gateway made during the in-memory passes, all rounds: 0 when level 0 was all in. */
+    /** PACS requests the gateway made during the in-memory passes, all rounds and both clients: 0 when level 0 was all in. */
     pacsRequestsInMemory: number;
     wado: PassResult;
     /** The gateway's, the plugin's and the in-memory gateway's cold passes with curl as the client (support/curl-pass.ts). */
@@ -126,7 +126,7 @@ export function formatReport(r: TileBenchResults): string {
     passRow(
       'gateway',
       `cold process, level 0 already in its memory: fresh gateway process and Orthanc, level 0 read in first (untimed), ${c} in flight (${coldRounds}; ` +
-        `${fixed(cold.pacsRequestsInMemory)} PACS requests during these passes)`,
+        `${fixed(cold.pacsRequestsInMemory)} PACS requests during these passes and those with curl)`,
       cold.inMemory,
     ),
     passRow('gateway', `cold, curl as the client: fresh gateway process, fresh Orthanc, viewer order, ${c} in flight (${coldRounds})`, cold.curl.gateway),
