@@ -16,7 +16,7 @@ import { makeLargeSlide, readDicomFileFacts } from '../test/support/wsi-data.js'
 import { startCountingProxy } from './support/count-proxy.js';
 import { withFloorServer, writeFloorTiles } from './support/floor-process.js';
 import { readGatewayProblems, startGateway, type GatewayProcess } from './support/gateway-process.js';
-import { countPacsRequests, pickInstanceEnds, readLevel0In } from './support/in-memory.js';
+import { countPacsRequests, countSettledPacsRequests, pickInstanceEnds, readLevel0In } from './support/in-memory.js';
 import { extractFirstPart, fetchBytes, fetchOk, runPass, selectMedianPass, type PassResult } from './support/load.js';
 import { computeZoomSeconds, formatReport, writeReport, type TileBenchResults } from './support/report.js';
 import { computeGridViewerOrder, computeLevel0Map, computeViewerOrder, fetchSeriesMetadata, type Level0Map, type TilePosition } from './support/tile-map.js';
@@ -223,7 +223,7 @@ async function main(): Promise<void> {
         withGateway(orthanc.dicomwebUrl, join(runDir, 'gateway-memory.log'), async (gw) => {
           await getJson(`${gw.baseUrl}/api/slides/${study}/${series}`);
           await readLevel0In(urls(gw.baseUrl, gatewayPath, pickInstanceEnds(map, order)));
-          const before = await countPacsRequests(gw.baseUrl);
+          const before = await countSettledPacsRequests(gw.baseUrl);
           // Reading level 0 in made PACS requests: a count of 0 here means /metrics no longer says them.
           if (before === 0) throw new Error("The gateway's /metrics counts no PACS request after reading level 0 in");
           const pass = await client(urls(gw.baseUrl, gatewayPath));

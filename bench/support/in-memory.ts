@@ -3,6 +3,7 @@
  * the timed pass. Set beside the cold pass, it separates what taking level 0 in over DICOMweb costs (PACS
  * reads, Orthanc's CPU, the gateway's intake) from what serving the tiles costs a fresh process.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fetchOk } from './load.js';
 import type { Level0Map, TilePosition } from './tile-map.js';
 
@@ -33,4 +34,19 @@ export async function countPacsRequests(gatewayUrl: string): Promise<number> {
     if (line.startsWith('wsi_gateway_pacs_requests_total{')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
+}
+
+/**
+ * The PACS request count once it has stopped moving. A request is counted when it ends, and a frame
+ * batch started alongside a whole-instance read may end after that read has served its frames: read
+ * before it lands, the count would charge that batch to the pass that follows.
+ */
+export async function countSettledPacsRequests(gatewayUrl: string, quietMs = 200): Promise<number> {
+  let count = await countPacsRequests(gatewayUrl);
+  for (;;) {
+    await sleep(quietMs);
+    const now = await countPacsRequests(gatewayUrl);
+    if (now === count) return count;
+    count = now;
+  }
 }
