@@ -105,9 +105,10 @@ export function formatReport(r: TileBenchResults): string {
   const rounds = cold.rounds.gateway.length;
   const coldRounds = rounds === 1 ? 'one pass' : `median of ${rounds} passes`;
   const roundTimes = (passes: readonly PassResult[]): string => passes.map((p) => fixed(p.seconds, 2)).join(', ');
-  const roundRatios = cold.rounds.gateway.map((g, i) => fixed(cold.rounds.plugin[i]!.seconds / g.seconds, 2)).join(', ');
+  // Gateway / plugin speed, round by round: each round's two passes ran minutes apart at most.
+  const roundRatios = (r: { gateway: readonly PassResult[]; plugin: readonly PassResult[] }): string =>
+    r.gateway.map((g, i) => fixed(r.plugin[i]!.seconds / g.seconds, 2)).join(', ');
   const curlVsPlugin = rate(cold.curl.gateway) / rate(cold.curl.plugin);
-  const curlRoundRatios = cold.curl.rounds.gateway.map((g, i) => fixed(cold.curl.rounds.plugin[i]!.seconds / g.seconds, 2)).join(', ');
   const coldVsWado = rate(cold.gateway) / rate(cold.wado);
   const warmVsPlugin = warm.gateway.requestsPerSecond / warm.plugin.requestsPerSecond;
   const { counts } = gateway.counted;
@@ -160,9 +161,9 @@ export function formatReport(r: TileBenchResults): string {
     `| gateway warm / direct WADO-RS (wrk) | ${ratio(warm.gateway.requestsPerSecond, warm.wado.requestsPerSecond)} | none | |`,
     '',
     `Cold passes straight to level 0, in the order run (each on fresh processes, the two targets alternating): gateway ${roundTimes(cold.rounds.gateway)} s; ` +
-      `plugin ${roundTimes(cold.rounds.plugin)} s; round by round, gateway / plugin ${roundRatios}; gateway with level 0 in memory ${roundTimes(cold.rounds.inMemory)} s; ` +
+      `plugin ${roundTimes(cold.rounds.plugin)} s; round by round, gateway / plugin ${roundRatios(cold.rounds)}; gateway with level 0 in memory ${roundTimes(cold.rounds.inMemory)} s; ` +
       `node:http floor ${roundTimes(cold.rounds.floor)} s. ` +
-      `With curl as the client: gateway ${roundTimes(cold.curl.rounds.gateway)} s; plugin ${roundTimes(cold.curl.rounds.plugin)} s; round by round ${curlRoundRatios}; ` +
+      `With curl as the client: gateway ${roundTimes(cold.curl.rounds.gateway)} s; plugin ${roundTimes(cold.curl.rounds.plugin)} s; round by round ${roundRatios(cold.curl.rounds)}; ` +
       `gateway with level 0 in memory ${roundTimes(cold.curl.rounds.inMemory)} s. ` +
       `Zooming in (whole pyramid): gateway ${zoom.rounds.map((z) => fixed(z.gateway, 2)).join(', ')} s; plugin ${zoom.rounds.map((z) => fixed(z.plugin, 2)).join(', ')} s; ` +
       `round by round ${zoom.rounds.map((z) => fixed(z.plugin / z.gateway, 2)).join(', ')}.`,

@@ -43,6 +43,14 @@ async function instanceAddresses(count: number): Promise<FrameAddress[]> {
   });
 }
 
+/** Levels 0, 1, 2 of the JPEG sample, each coarser one pointing to the next finer (as a viewer's tiles carry them). */
+async function finerChain(): Promise<[FrameAddress, FrameAddress, FrameAddress]> {
+  const [level0, level1, level2] = (await instanceAddresses(3)) as [FrameAddress, FrameAddress, FrameAddress];
+  level2.finer = level1;
+  level1.finer = level0;
+  return [level0, level1, level2];
+}
+
 /** Lets background reads (whole-instance, read-ahead) of the folder source finish. */
 async function settled(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -160,9 +168,7 @@ describe('frame cache', () => {
   it('reads the small finer levels ahead at the first access to a level, once, and no large one', async () => {
     const { source, wholeCalls } = recording(folder);
     const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 4 });
-    const [level0, level1, level2] = (await instanceAddresses(3)) as [FrameAddress, FrameAddress, FrameAddress];
-    level2.finer = level1;
-    level1.finer = level0;
+    const [level0, level1, level2] = await finerChain();
     // A render (a thumbnail, a tissue mask) reads no level ahead; a viewer's tile does.
     await cache.get(level2, 3);
     await settled();
@@ -193,9 +199,7 @@ describe('frame cache', () => {
   it('goes on to a finer level the first estimate left out once the level read ahead above it has landed', async () => {
     const { source, wholeCalls } = recording(folder);
     const cache = createFrameCache({ source, maxBytes: 64 * 1024 ** 2, prefetchFrames: 4 });
-    const [level0, level1, level2] = (await instanceAddresses(3)) as [FrameAddress, FrameAddress, FrameAddress];
-    level2.finer = level1;
-    level1.finer = level0;
+    const [level0, level1, level2] = await finerChain();
     // Guessed from this, level 0 would not fit the read-ahead limit; measured by level 1's frames, it does.
     level0.frameBytes *= 64;
     await cache.get(level2, 1, { forViewer: true });

@@ -42,7 +42,7 @@ export interface FrameAddress {
   /**
    * The next finer level's first instance. At the first access to this one, and when this one has been
    * read whole, the finer levels are read ahead whole, down to the first that is not small
-   * (FINER_READ_AHEAD_BYTES): a viewer zooming in finds them in memory. Cleared once done.
+   * (read-plan.ts, FINER_READ_AHEAD_BYTES): a viewer zooming in finds them in memory. Cleared once done.
    */
   finer?: FrameAddress | undefined;
 }
